@@ -1,0 +1,133 @@
+"""Self-describing checkpoints: plain tensors and JSON-able config, never pickled code.
+
+A checkpoint is a dict::
+
+    format_version  int      FORMAT_VERSION
+    family          str      "vae" | ...
+    model_config    dict     the family's config dataclass as a dict
+    train_config    dict     TrainConfig as a dict
+    state_dict      dict     weights
+    step, epoch     int      progress when written (epoch = completed epochs)
+    metrics         dict     optional: last validation metrics
+    resume          dict     optional, run checkpoints only: optimizer and RNG states
+
+It is written to a temporary file and renamed, so a reader never sees a torn file, and read
+with ``torch.load(weights_only=True)``, so a checkpoint can never run code.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genapp.config import ConfigError, from_dict, to_dict
+from genapp.models import GenerativeModel, get_family
+
+FORMAT_VERSION = 1
+REQUIRED = ("format_version", "family", "model_config", "state_dict")
+
+
+class CheckpointError(RuntimeError):
+    """A file is not a usable genapp checkpoint; the message says why, for a user."""
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: GenerativeModel,
+    *,
+    train_config: Any = None,
+    step: int = 0,
+    epoch: int = 0,
+    metrics: dict | None = None,
+    resume: dict | None = None,
+) -> None:
+    """Write ``model`` (weights moved to the CPU) and its description to ``path``, atomically."""
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "family": model.name,
+        "model_config": to_dict(model.config),
+        "train_config": to_dict(train_config) if train_config is not None else {},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "step": int(step),
+        "epoch": int(epoch),
+        "metrics": dict(metrics or {}),
+    }
+    if resume is not None:
+        payload["resume"] = resume
+    atomic_write(Path(path), lambda f: torch.save(payload, f))
+
+
+def read_checkpoint(path: str | Path, family: str | None = None) -> dict:
+    """Load and check a checkpoint dict; ``family`` (if given) must match."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file, not a checkpoint")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # weights_only refuses anything that would construct arbitrary objects or run code.
+        raise CheckpointError(
+            f"{path}: refused: the file holds objects other than tensors and plain data "
+            f"(it could run code when loaded). Only genapp checkpoints can be opened. ({str(e).splitlines()[0]})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated): {e}") from None
+    if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED):
+        raise CheckpointError(f"{path}: not a genapp checkpoint (missing {', '.join(REQUIRED)})")
+    version = payload["format_version"]
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version}, this genapp reads version {FORMAT_VERSION}"
+        )
+    if family is not None and payload["family"] != family:
+        raise CheckpointError(f"{path}: a {payload['family']} checkpoint, expected a {family} one")
+    return payload
+
+
+def model_from_checkpoint(payload: dict, source: str = "checkpoint") -> GenerativeModel:
+    """Rebuild the model a checkpoint describes and load its weights."""
+    try:
+        cls = get_family(payload["family"])
+        model = cls(from_dict(cls.Config, payload["model_config"]))
+        model.load_state_dict(payload["state_dict"])
+    except (ConfigError, RuntimeError, TypeError) as e:
+        raise CheckpointError(f"{source}: checkpoint does not match its model: {e}") from None
+    return model
+
+
+def load_model(path: str | Path, family: str | None = None, device: str | torch.device = "cpu") -> GenerativeModel:
+    """Any saved model, ready to use: on ``device`` (the CPU by default), in eval mode.
+
+    The checkpoint's own description rebuilds the architecture; the caller need not know it.
+    Raises ``CheckpointError`` with a readable message for anything that is not a valid
+    checkpoint (of ``family``, when given).
+    """
+    payload = read_checkpoint(path, family)
+    model = model_from_checkpoint(payload, str(path))
+    model.checkpoint_info = {k: payload.get(k) for k in ("step", "epoch", "metrics", "train_config")}
+    return model.to(device).eval()

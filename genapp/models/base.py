@@ -1,0 +1,75 @@
+"""What every model family provides, so the engine, the evaluator and the UI need no special cases."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from genapp.config import TrainConfig
+
+
+class GenerativeModel(nn.Module):
+    """Base class of the three families.
+
+    A family sets ``name`` and ``Config`` and implements ``prepare``, ``loss``, ``validate``
+    and ``sample``. It owns its optimisation: ``configure_optimizers`` and ``train_step``
+    default to one Adam optimizer over all parameters; a family with another scheme (the
+    GAN's two optimizers) overrides both, explicitly.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    # The validation metric that picks best.pt, and whether lower is better.
+    monitor: ClassVar[str] = "loss"
+    monitor_lower_is_better: ClassVar[bool] = True
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        self.config = config
+
+    # -- data -------------------------------------------------------------------------------
+
+    def prepare(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The training view of a uint8 batch [n,1,28,28] (binarized, dequantized, scaled...)."""
+        raise NotImplementedError
+
+    # -- objective --------------------------------------------------------------------------
+
+    def loss(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Scalar tensors: ``loss`` (minimised) plus its named parts."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def validate(self, images: torch.Tensor) -> dict[str, float]:
+        """Validation metrics on uint8 images [n,1,28,28]; deterministic for fixed weights."""
+        raise NotImplementedError
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n samples, float [n,1,28,28] in [0,1]."""
+        raise NotImplementedError
+
+    # -- optimisation -----------------------------------------------------------------------
+
+    def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+        return {"model": torch.optim.Adam(self.parameters(), lr=train.lr)}
+
+    def train_step(
+        self, batch: torch.Tensor, optimizers: dict[str, torch.optim.Optimizer]
+    ) -> dict[str, torch.Tensor]:
+        """One update. Returns the detached loss parts; never synchronises with the host."""
+        (optimizer,) = optimizers.values()
+        optimizer.zero_grad(set_to_none=True)
+        parts = self.loss(batch)
+        parts["loss"].backward()
+        optimizer.step()
+        return {k: v.detach() for k, v in parts.items()}
+
+    # -- bookkeeping ------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

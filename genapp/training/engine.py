@@ -1,0 +1,350 @@
+"""The training engine: one loop for every family, reporting through a run directory and callbacks.
+
+The loop knows nothing of any model: it asks the family to ``prepare`` a uint8 batch, to take a
+``train_step`` with the optimizers it configured, to ``validate`` and to ``sample``. Logging goes
+through callbacks, so the same loop serves a console progress bar, a test and the explorer (which
+reads the run directory that the loop writes).
+
+Determinism: every random choice derives from the seed. The epoch's permutation is seeded by
+(seed, epoch), each batch's data noise by (seed, step), and the global RNG state (used inside the
+models) travels in the checkpoint, so a resumed run continues exactly where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from genapp.checkpoint import atomic_write, model_from_checkpoint, read_checkpoint, save_checkpoint
+from genapp.config import RunConfig
+from genapp.data import load_mnist
+from genapp.images import make_grid, save_png
+from genapp.models import get_family
+from genapp.training.runs import RunDir, RunError, new_run_name
+
+SAMPLE_SEED_OFFSET = 7919  # fixed noise for the per-epoch sample grids
+
+
+class Diverged(RuntimeError):
+    def __init__(self, step: int, name: str, value: float) -> None:
+        super().__init__(f"{name} became {value} at step {step}")
+        self.step = step
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then MPS, then the CPU; an explicit device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("device cuda requested, but this machine has no CUDA device")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RuntimeError(f"device {name} requested, but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RuntimeError("device mps requested, but MPS is not available here")
+    return device
+
+
+def available_devices() -> list[tuple[str, str]]:
+    """(device id, description) for every device this machine can train on."""
+    devices = [("cpu", f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)")]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            devices.append((f"cuda:{i}", f"{p.name}, {p.total_memory / 2**30:.0f} GiB"))
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        devices.append(("mps", "Apple GPU (MPS)"))
+    return devices
+
+
+class Callback:
+    """Hooks into the loop; every method is optional."""
+
+    def on_start(self, trainer: "Trainer") -> None: ...
+    def on_steps(self, trainer: "Trainer", records: list[dict]) -> None: ...
+    def on_epoch_end(self, trainer: "Trainer", record: dict) -> None: ...
+    def on_end(self, trainer: "Trainer", state: str) -> None: ...
+
+
+@dataclass
+class RunResult:
+    run: RunDir
+    state: str  # finished | stopped | diverged | failed
+    step: int
+    metrics: dict
+
+
+class Trainer:
+    """Trains one run. Use ``train()`` or ``resume()`` rather than building it by hand."""
+
+    def __init__(self, config: RunConfig, run: RunDir, callbacks=(), checkpoint: dict | None = None) -> None:
+        self.config, self.run, self.callbacks = config, run, list(callbacks)
+        tc = config.train
+        self.device = resolve_device(tc.device)
+        self.stop_requested = False
+
+        torch.manual_seed(tc.seed)
+        mnist = load_mnist(tc.data_dir or None)
+        self.train_images = mnist.train.images[: tc.train_size or None].to(self.device)
+        self.valid_images = mnist.valid.images[: tc.valid_size or None].to(self.device)
+        self.data_source = mnist.source
+
+        family = get_family(config.family)
+        if checkpoint is None:
+            self.model = family(config.model).to(self.device)
+        else:
+            self.model = model_from_checkpoint(checkpoint, str(run.last_checkpoint)).to(self.device)
+        self.optimizers = self.model.configure_optimizers(tc)
+
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.best: float | None = None
+        self.last_metrics: dict = {}
+        if checkpoint is not None:
+            self._restore(checkpoint)
+
+        self.steps_per_epoch = math.ceil(len(self.train_images) / tc.batch_size)
+        self.total_steps = self.steps_per_epoch * tc.epochs
+        self.data_generator = torch.Generator(device=self.device)
+        self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []
+        self._status_time = 0.0
+        self._rate = (time.perf_counter(), self.step)
+        self.images_per_s = 0.0
+
+    # -- checkpoint state -----------------------------------------------------------------------
+
+    def _resume_state(self) -> dict:
+        state = {
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "rng_cpu": torch.get_rng_state(),
+            "batch_in_epoch": self.batch_in_epoch,
+            "best": self.best,
+        }
+        if self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _restore(self, checkpoint: dict) -> None:
+        self.step, self.epoch = checkpoint["step"], checkpoint["epoch"]
+        self.last_metrics = checkpoint.get("metrics", {})
+        resume = checkpoint.get("resume") or {}
+        for name, opt in self.optimizers.items():
+            if name in resume.get("optimizers", {}):
+                opt.load_state_dict(resume["optimizers"][name])
+        if "rng_cpu" in resume:
+            torch.set_rng_state(resume["rng_cpu"])
+        if "rng_cuda" in resume and self.device.type == "cuda":
+            torch.cuda.set_rng_state(resume["rng_cuda"], self.device)
+        self.batch_in_epoch = resume.get("batch_in_epoch", 0)
+        self.best = resume.get("best")
+
+    def save(self, path: Path, with_resume: bool = True) -> None:
+        save_checkpoint(
+            path, self.model, train_config=self.config.train, step=self.step, epoch=self.epoch,
+            metrics=self.last_metrics, resume=self._resume_state() if with_resume else None,
+        )
+
+    # -- reporting -------------------------------------------------------------------------------
+
+    def _status(self, state: str, force: bool = False, **extra) -> None:
+        now = time.time()
+        if not force and now - self._status_time < 1.0:
+            return
+        self._status_time = now
+        remaining = self.total_steps - self.step
+        rate_steps = self.images_per_s / self.config.train.batch_size if self.images_per_s else 0.0
+        self.run.write_status(
+            state, pid=os.getpid(), device=str(self.device), step=self.step, total_steps=self.total_steps,
+            epoch=self.epoch, epochs=self.config.train.epochs, images_per_s=round(self.images_per_s, 1),
+            eta_s=round(remaining / rate_steps, 1) if rate_steps else None, started=self.started,
+            metrics=self.last_metrics, **extra,
+        )
+
+    def _flush(self) -> None:
+        """Write the pending per-step losses: one host synchronisation for ``log_every`` steps."""
+        if not self._pending:
+            return
+        names = list(self._pending[0][1])
+        values = torch.stack([torch.stack([p[n].float() for n in names]) for _, p in self._pending]).tolist()
+        now = time.time()
+        records = []
+        for (step, _), row in zip(self._pending, values):
+            record = {"step": step, "epoch": self.epoch + 1, "split": "train", "time": round(now, 3)}
+            for name, value in zip(names, row):
+                if not math.isfinite(value):
+                    self._pending = []
+                    self.run.append_metrics(records)
+                    raise Diverged(step, name, value)
+                record[name] = value
+            records.append(record)
+        self._pending = []
+        self.run.append_metrics(records)
+        t, s = time.perf_counter(), self.step
+        if t - self._rate[0] >= 0.5:
+            self.images_per_s = (s - self._rate[1]) * self.config.train.batch_size / (t - self._rate[0])
+            self._rate = (t, s)
+        for cb in self.callbacks:
+            cb.on_steps(self, records)
+        self._status("running")
+
+    def _sample_grid(self, epoch: int) -> None:
+        generator = torch.Generator(device=self.device).manual_seed(self.config.train.seed + SAMPLE_SEED_OFFSET)
+        self.model.eval()
+        with torch.no_grad():
+            images = self.model.sample(self.config.train.sample_count, generator=generator)
+        self.model.train()
+        save_png(make_grid(images), self.run.sample_path(epoch))
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def fit(self) -> RunResult:
+        tc = self.config.train
+        self.started = time.time()
+        previous_handler = _install_sigterm(self)
+        try:
+            self._status("running", force=True)
+            for cb in self.callbacks:
+                cb.on_start(self)
+            if self.step == 0:
+                self._sample_grid(0)
+            self.model.train()
+            while self.epoch < tc.epochs:
+                if self._train_epoch():
+                    return self._finish("stopped")
+                self._end_epoch()
+            return self._finish("finished")
+        except Diverged as e:
+            return self._finish("diverged", error=str(e), diverged_step=e.step)
+        except BaseException as e:
+            self._finish("failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=8))
+            raise
+        finally:
+            _restore_sigterm(previous_handler)
+
+    def _train_epoch(self) -> bool:
+        """One epoch, from ``batch_in_epoch`` on. Returns True if a stop was requested."""
+        tc = self.config.train
+        n = len(self.train_images)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(tc.seed * 100_003 + self.epoch))
+        order = order.to(self.device)
+        self._rate = (time.perf_counter(), self.step)
+        for i in range(self.batch_in_epoch, self.steps_per_epoch):
+            images = self.train_images[order[i * tc.batch_size : (i + 1) * tc.batch_size]]
+            self.data_generator.manual_seed(tc.seed * 1_000_003 + self.step)
+            batch = self.model.prepare(images, self.data_generator)
+            self._pending.append((self.step, self.model.train_step(batch, self.optimizers)))
+            self.step += 1
+            self.batch_in_epoch = i + 1
+            if len(self._pending) >= tc.log_every:
+                self._flush()
+            if self.stop_requested:
+                self._flush()
+                self.save(self.run.last_checkpoint)
+                return True
+        self._flush()
+        return False
+
+    def _end_epoch(self) -> None:
+        self.model.eval()
+        metrics = self.model.validate(self.valid_images)
+        self.model.train()
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self.last_metrics = metrics
+        for name, value in metrics.items():
+            if not math.isfinite(value):
+                raise Diverged(self.step, f"validation {name}", value)
+        record = {"step": self.step, "epoch": self.epoch, "split": "valid", "time": round(time.time(), 3), **metrics}
+        self.run.append_metrics([record])
+        self._sample_grid(self.epoch)
+        value = metrics.get(self.model.monitor)
+        better = value is not None and (
+            self.best is None or (value < self.best if self.model.monitor_lower_is_better else value > self.best)
+        )
+        if better:
+            self.best = value
+        self.save(self.run.last_checkpoint)
+        if better:
+            self.save(self.run.best_checkpoint, with_resume=False)
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, record)
+        self._status("running", force=True)
+
+    def _finish(self, state: str, **extra) -> RunResult:
+        self._pending = []
+        self._status(state, force=True, **extra)
+        for cb in self.callbacks:
+            cb.on_end(self, state)
+        return RunResult(self.run, state, self.step, self.last_metrics)
+
+
+def _install_sigterm(trainer: Trainer):
+    """SIGTERM asks the loop to stop after the current step (checkpoint, status ``stopped``)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        trainer.stop_requested = True
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def train(config: RunConfig, runs_dir: str | Path = "runs", run_name: str | None = None, callbacks=()) -> RunResult:
+    """Start a new run in ``runs_dir/run_name`` and train it to the end (or a stop)."""
+    run = RunDir.open(runs_dir, run_name or new_run_name(config.family))
+    if run.path.exists() and any(run.path.iterdir()):
+        raise RunError(f"run {run.name} already exists in {runs_dir}; resume it or choose another name")
+    run.create(config.to_dict())
+    run.write_status("queued", pid=os.getpid())
+    try:
+        trainer = Trainer(config, run, callbacks)
+    except BaseException as e:
+        run.write_status("failed", error=f"{type(e).__name__}: {e}")
+        raise
+    return trainer.fit()
+
+
+def resume(runs_dir: str | Path, run_name: str, callbacks=(), epochs: int | None = None) -> RunResult:
+    """Continue a run from its ``last.pt``, with the same config (``epochs`` may be raised)."""
+    run = RunDir.open(runs_dir, run_name)
+    if not run.exists():
+        raise RunError(f"no run {run_name!r} in {runs_dir}")
+    config = RunConfig.from_dict(run.read_config())
+    if epochs is not None:
+        config.train.epochs = epochs
+        run.create(config.to_dict())
+    if run.last_checkpoint.is_file():
+        checkpoint = read_checkpoint(run.last_checkpoint, config.family)
+        # Anything logged after the checkpoint will be logged again: drop it, keep one history.
+        _truncate_metrics(run, checkpoint["step"])
+    else:
+        checkpoint = None
+        _truncate_metrics(run, 0)
+    trainer = Trainer(config, run, callbacks, checkpoint)
+    return trainer.fit()
+
+
+def _truncate_metrics(run: RunDir, step: int) -> None:
+    """Keep metric records up to the checkpoint: train steps < step, validation at steps <= step."""
+    records, _ = run.read_metrics()
+    kept = [r for r in records if r["step"] < step or (r["split"] != "train" and r["step"] <= step)]
+    if len(kept) != len(records) or run.metrics_path.exists():
+        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept)
+        atomic_write(run.metrics_path, lambda f: f.write(text.encode()))

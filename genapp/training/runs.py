@@ -1,0 +1,176 @@
+"""The run directory: how a training job reports to everyone else (the UI, the CLI, a later job).
+
+    runs/<run-id>/
+      config.json          RunConfig as JSON
+      status.json          state (queued/running/finished/stopped/failed/diverged), progress, error
+      metrics.jsonl        one JSON object a line: step, epoch, split, time, then named values
+      samples/epoch-0001.png  the fixed-noise grid after each epoch
+      checkpoints/last.pt, best.pt
+
+Writers append whole lines or write a temporary file and rename it, so a reader never sees a
+torn JSON document; a partial *last* line of metrics.jsonl (a write in progress) is skipped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from genapp.checkpoint import atomic_write
+
+STATES = ("queued", "running", "finished", "stopped", "failed", "diverged")
+ACTIVE_STATES = ("queued", "running")
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class RunError(RuntimeError):
+    """A run directory is missing, misnamed or unreadable."""
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one path component of letters, digits, '.', '_' and '-', never '..'."""
+    if not isinstance(name, str) or not RUN_NAME.match(name) or ".." in name:
+        raise RunError(
+            f"invalid run name {name!r}: use 1-100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (no path separators, no '..')"
+        )
+    return name
+
+
+def new_run_name(family: str) -> str:
+    return f"{family}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def write_json(path: Path, obj: dict) -> None:
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2).encode()))
+
+
+def read_json(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+        raise RunError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise RunError(f"{path}: expected a JSON object")
+    return obj
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths and readers/writers for one run; ``RunDir.open(root, name)`` checks the name."""
+
+    path: Path
+
+    @classmethod
+    def open(cls, root: str | Path, name: str) -> "RunDir":
+        return cls(Path(root) / check_run_name(name))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    config_path = property(lambda self: self.path / "config.json")
+    status_path = property(lambda self: self.path / "status.json")
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    samples_dir = property(lambda self: self.path / "samples")
+    checkpoints_dir = property(lambda self: self.path / "checkpoints")
+    last_checkpoint = property(lambda self: self.path / "checkpoints" / "last.pt")
+    best_checkpoint = property(lambda self: self.path / "checkpoints" / "best.pt")
+
+    def exists(self) -> bool:
+        return self.config_path.is_file()
+
+    # -- writers (the job) --------------------------------------------------------------------
+
+    def create(self, config: dict) -> None:
+        self.samples_dir.mkdir(parents=True, exist_ok=True)
+        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.config_path, config)
+
+    def write_status(self, state: str, **fields) -> None:
+        assert state in STATES, state
+        write_json(self.status_path, {"state": state, "updated": time.time(), **fields})
+
+    def append_metrics(self, records: list[dict]) -> None:
+        if not records:
+            return
+        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(text)
+
+    def sample_path(self, epoch: int) -> Path:
+        return self.samples_dir / f"epoch-{epoch:04d}.png"
+
+    # -- readers (anyone) ---------------------------------------------------------------------
+
+    def read_config(self) -> dict:
+        return read_json(self.config_path)
+
+    def read_status(self) -> dict:
+        """The status dict; a run whose status cannot be read says so instead of raising."""
+        try:
+            status = read_json(self.status_path)
+        except RunError as e:
+            return {"state": "unknown", "error": str(e)}
+        if status.get("state") not in STATES:
+            return {"state": "unknown", "error": f"{self.status_path}: unknown state {status.get('state')!r}"}
+        return status
+
+    def read_metrics(self, offset: int = 0) -> tuple[list[dict], int]:
+        """Complete metric lines from byte ``offset`` on, and the offset to continue from.
+
+        A partial last line (being written) is left for the next call; a malformed complete
+        line is skipped, so one bad write never hides the rest of a run.
+        """
+        try:
+            with open(self.metrics_path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return [], offset
+        end = chunk.rfind(b"\n") + 1
+        records = []
+        for line in chunk[:end].splitlines():
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if isinstance(record, dict) and "step" in record and "split" in record:
+                records.append(record)
+        return records, offset + end
+
+    def sample_epochs(self) -> list[int]:
+        """Epochs that have a sample grid, in order."""
+        epochs = []
+        for p in self.samples_dir.glob("epoch-*.png"):
+            try:
+                epochs.append(int(p.stem.split("-")[1]))
+            except (IndexError, ValueError):
+                continue
+        return sorted(epochs)
+
+
+def list_runs(root: str | Path) -> list[RunDir]:
+    """Every run under ``root`` (newest first); an absent root is simply empty."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = [RunDir(p) for p in root.iterdir() if p.is_dir() and RUN_NAME.match(p.name) and (p / "config.json").is_file()]
+    return sorted(runs, key=lambda r: r.config_path.stat().st_mtime, reverse=True)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

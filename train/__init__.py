@@ -1,0 +1,1 @@
+"""Headless training and evaluation: ``python -m train --help``."""

@@ -1,0 +1,132 @@
+"""Command line: turn arguments into a RunConfig and call the engine, the same one the UI uses.
+
+    python -m train vae --latent-dim 20 --epochs 40 --batch-size 128 --lr 1e-3 --device auto
+    python -m train vae --resume RUN [--epochs 60]
+    python -m train eval checkpoints/vae-z20.pt --k 1000
+
+Exit status: 0 finished or stopped (SIGTERM), 1 failed or bad arguments, 3 diverged.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+import typing
+
+from genapp.config import ConfigError, RunConfig, TrainConfig, coerce, option_name
+from genapp.models import FAMILIES
+
+EXIT_CODES = {"finished": 0, "stopped": 0, "failed": 1, "diverged": 3}
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """One option per field, ``latent_dim`` -> ``--latent-dim``; defaults come from the dataclass."""
+    group = parser.add_argument_group(title)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        group.add_argument(
+            option_name(f.name), dest=f.name, default=None, metavar=f.name.upper(),
+            help=f"default: {shown!r}" + (" (comma-separated)" if typing.get_origin(hints[f.name]) is tuple else ""),
+        )
+
+
+def dataclass_from_args(cls: type, args: argparse.Namespace, base=None):
+    """Fields given on the command line override ``base`` (or the dataclass defaults)."""
+    hints = typing.get_type_hints(cls)
+    values = dataclasses.asdict(base) if base is not None else {}
+    for f in dataclasses.fields(cls):
+        given = getattr(args, f.name, None)
+        if given is not None:
+            values[f.name] = coerce(hints[f.name], given, f.name)
+    return cls(**values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m train", description="Train and evaluate genapp models headlessly.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, family in FAMILIES.items():
+        p = sub.add_parser(name, help=f"train a {name}", description=(family.__doc__ or "").strip().splitlines()[0])
+        add_dataclass_options(p, family.Config, f"{name} model")
+        add_dataclass_options(p, TrainConfig, "training")
+        run = p.add_argument_group("run")
+        run.add_argument("--runs-dir", default="runs", help="where run directories live (default: runs)")
+        run.add_argument("--run-name", default=None, help="name of the new run (default: family-date-time-id)")
+        run.add_argument("--resume", metavar="RUN", default=None, help="continue RUN from its last checkpoint")
+        run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    e = sub.add_parser("eval", help="evaluate a checkpoint on the test set")
+    e.add_argument("checkpoint")
+    e.add_argument("--k", type=int, default=1000, help="importance samples for the VAE's IWAE bound (default 1000)")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--data-dir", default="", help="directory of MNIST IDX files")
+    e.add_argument("--limit", type=int, default=0, help="evaluate on the first N test images only (0 = all)")
+    e.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "eval":
+            return run_eval(args)
+        return run_train(args)
+    except ConfigError as e:
+        parser.exit(1, f"error: {e}\n")
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a clear one-line error for the things a user can cause
+        from genapp.checkpoint import CheckpointError
+        from genapp.data import DataError
+        from genapp.training.runs import RunError
+
+        if isinstance(e, (CheckpointError, DataError, RunError, RuntimeError)):
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        raise
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from genapp.training import resume, train
+    from genapp.training.progress import ProgressBar
+
+    callbacks = [] if args.no_progress else [ProgressBar()]
+    if args.resume:
+        epochs = int(args.epochs) if args.epochs is not None else None
+        result = resume(args.runs_dir, args.resume, callbacks=callbacks, epochs=epochs)
+    else:
+        family = FAMILIES[args.command]
+        config = RunConfig(
+            family=args.command,
+            model=dataclass_from_args(family.Config, args),
+            train=dataclass_from_args(TrainConfig, args),
+        )
+        result = train(config, args.runs_dir, args.run_name, callbacks=callbacks)
+    status = result.run.read_status()
+    line = f"{result.state}: run {result.run.name} at step {result.step}"
+    if status.get("error"):
+        line += f" ({status['error']})"
+    print(line, file=sys.stderr)
+    print(f"metrics: {json.dumps(result.metrics)}", file=sys.stderr)
+    return EXIT_CODES[result.state]
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from genapp.checkpoint import load_model
+    from genapp.evaluation import evaluate
+    from genapp.training import resolve_device
+
+    model = load_model(args.checkpoint, device=resolve_device(args.device))
+    start = time.perf_counter()
+    figures = evaluate(model, data_dir=args.data_dir or None, k=args.k, limit=args.limit or None)
+    figures["seconds"] = round(time.perf_counter() - start, 1)
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for key, value in figures.items():
+            print(f"{key:>24}: {value:.3f}" if isinstance(value, float) else f"{key:>24}: {value}")
+    return 0
