@@ -210,7 +210,9 @@ def _load_cached(data_dir: str | None) -> MNIST:
 
 def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Bernoulli draw of uint8 images [n,1,28,28] with p = pixel/255 -> float {0., 1.}."""
-    return torch.bernoulli(images.float().div_(255.0), generator=generator)
+    # u < p is a Bernoulli(p) draw; on the CPU it is twice as fast as torch.bernoulli.
+    u = torch.rand(images.shape, generator=generator, device=images.device)
+    return (u < images.float().div_(255.0)).float()
 
 
 def fixed_binarization(images: torch.Tensor, seed: int = EVAL_BINARIZATION_SEED) -> torch.Tensor:

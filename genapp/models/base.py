@@ -9,6 +9,12 @@ from torch import nn
 from genapp.config import TrainConfig
 
 
+def fused_if_supported(module: nn.Module) -> dict:
+    """``fused=True`` for Adam where this torch has the fused kernel for the parameters' device."""
+    device = next(module.parameters()).device.type
+    return {"fused": True} if device in ("cpu", "cuda", "mps") else {}
+
+
 class GenerativeModel(nn.Module):
     """Base class of the three families.
 
@@ -52,7 +58,15 @@ class GenerativeModel(nn.Module):
     # -- optimisation -----------------------------------------------------------------------
 
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-        return {"model": torch.optim.Adam(self.parameters(), lr=train.lr)}
+        return {"model": torch.optim.Adam(self.parameters(), lr=train.lr, **fused_if_supported(self))}
+
+    def compile_for_training(self) -> None:
+        """Compile what ``train_step`` runs (by default ``forward``) with ``torch.compile``.
+
+        Fuses the many small element-wise kernels around the matmuls; costs a cold compile of
+        20-30 s on a 2-core CPU, so the engine only calls it when the config asks.
+        """
+        self.compile(dynamic=False)
 
     def train_step(
         self, batch: torch.Tensor, optimizers: dict[str, torch.optim.Optimizer]

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from genapp.checkpoint import atomic_write, model_from_checkpoint, read_checkpoint, save_checkpoint
-from genapp.config import RunConfig
+from genapp.config import RunConfig, lr_factor
 from genapp.data import load_mnist
 from genapp.images import make_grid, save_png
 from genapp.models import get_family
@@ -108,6 +108,8 @@ class Trainer:
         else:
             self.model = model_from_checkpoint(checkpoint, str(run.last_checkpoint)).to(self.device)
         self.optimizers = self.model.configure_optimizers(tc)
+        if tc.compile:
+            self.model.compile_for_training()
 
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best: float | None = None
@@ -115,7 +117,9 @@ class Trainer:
         if checkpoint is not None:
             self._restore(checkpoint)
 
-        self.steps_per_epoch = math.ceil(len(self.train_images) / tc.batch_size)
+        # Whole batches only: one shape for every step (no recompiles), and each epoch's few
+        # left-over images differ from epoch to epoch with the shuffle.
+        self.steps_per_epoch = max(1, len(self.train_images) // tc.batch_size)
         self.total_steps = self.steps_per_epoch * tc.epochs
         self.data_generator = torch.Generator(device=self.device)
         self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []
@@ -239,6 +243,11 @@ class Trainer:
         n = len(self.train_images)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(tc.seed * 100_003 + self.epoch))
         order = order.to(self.device)
+        factor = lr_factor(tc.lr_schedule, self.epoch, tc.epochs)
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * factor
         self._rate = (time.perf_counter(), self.step)
         for i in range(self.batch_in_epoch, self.steps_per_epoch):
             images = self.train_images[order[i * tc.batch_size : (i + 1) * tc.batch_size]]
