@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +90,15 @@ def read_checkpoint(path: str | Path, family: str | None = None) -> dict:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # weights_only refuses anything that would construct arbitrary objects or run code.
+        detail = str(e)
+        if "GLOBAL" not in detail and "global" not in detail:
+            raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or not a torch file)") from None
+        culprit = next((line.strip() for line in detail.splitlines() if "GLOBAL" in line or "global" in line), "")
         raise CheckpointError(
-            f"{path}: refused: the file holds objects other than tensors and plain data "
-            f"(it could run code when loaded). Only genapp checkpoints can be opened. ({str(e).splitlines()[0]})"
+            f"{path}: refused: the file holds objects other than tensors and plain data, which could "
+            f"run code when loaded; only genapp checkpoints can be opened ({culprit})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except Exception as e:  # torch raises many types on corrupt bytes (KeyError, EOFError, ...)
         raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated): {e}") from None
     if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED):
         raise CheckpointError(f"{path}: not a genapp checkpoint (missing {', '.join(REQUIRED)})")

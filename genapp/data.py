@@ -168,7 +168,7 @@ def _load_pickle(path: Path) -> MNIST:
 
 def _split(images: np.ndarray, labels: np.ndarray) -> Split:
     return Split(
-        torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)).reshape(-1, 1, 28, 28),
+        torch.from_numpy(np.array(images, dtype=np.uint8)).reshape(-1, 1, 28, 28),  # a writable copy
         torch.from_numpy(np.asarray(labels, dtype=np.int64)),
     )
 
