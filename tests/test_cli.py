@@ -45,3 +45,25 @@ def test_bad_values_and_bad_files_are_one_line_errors(tmp_path):
     assert result.returncode == 1 and "error:" in result.stderr and "Traceback" not in result.stderr
     result = cli("vae", "--resume", "missing", "--runs-dir", str(tmp_path))
     assert result.returncode == 1 and "no run 'missing'" in result.stderr
+
+
+def test_export_ships_the_best_checkpoint_with_its_figures(tmp_path, monkeypatch):
+    from genapp import load_model, manifest
+    from genapp.checkpoint import read_checkpoint
+    from train.cli import main
+
+    runs = tmp_path / "runs"
+    assert cli("vae", "--latent-dim", "2", "--hidden", "32,16", "--epochs", "1", "--train-size", "256",
+               "--valid-size", "128", "--batch-size", "64", "--device", "cpu", "--runs-dir", str(runs),
+               "--run-name", "small", "--no-progress").returncode == 0
+    monkeypatch.setattr(manifest, "CHECKPOINTS_DIR", tmp_path / "checkpoints")
+    monkeypatch.setattr(manifest, "MANIFEST", tmp_path / "checkpoints" / "MANIFEST.json")
+    assert main(["export", "small", "--name", "tiny", "--runs-dir", str(runs), "--k", "5"]) == 0
+    entry = manifest.read_manifest()["tiny"]
+    shipped = tmp_path / "checkpoints" / "tiny.pt"
+    assert "resume" not in read_checkpoint(shipped)  # no optimizer state in a shipped checkpoint
+    assert load_model(shipped).config.latent_dim == 2
+    assert entry["sha256"] == manifest.sha256(shipped) and entry["size_bytes"] == shipped.stat().st_size
+    assert entry["test"]["test_images"] == 10_000 and entry["test"]["test_neg_elbo_nats"] > 0
+    assert entry["command"].startswith("python -m train vae --latent-dim 2 --hidden 32,16 --epochs 1")
+    assert "--run-name small" in entry["command"] and entry["train_seconds"] > 0

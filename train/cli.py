@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", default="", help="directory of MNIST IDX files")
     e.add_argument("--limit", type=int, default=0, help="evaluate on the first N test images only (0 = all)")
     e.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    x = sub.add_parser("export", help="ship a run's best checkpoint to checkpoints/ with its measured figures")
+    x.add_argument("run", help="name of a finished run")
+    x.add_argument("--name", required=True, help="checkpoint name: checkpoints/NAME.pt")
+    x.add_argument("--runs-dir", default="runs")
+    x.add_argument("--k", type=int, default=1000, help="importance samples for the VAE's IWAE bound (default 1000)")
+    x.add_argument("--data-dir", default="", help="directory of MNIST IDX files")
     return parser
 
 
@@ -73,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "eval":
             return run_eval(args)
+        if args.command == "export":
+            return run_export(args)
         return run_train(args)
     except ConfigError as e:
         parser.exit(1, f"error: {e}\n")
@@ -129,4 +137,52 @@ def run_eval(args: argparse.Namespace) -> int:
     else:
         for key, value in figures.items():
             print(f"{key:>24}: {value:.3f}" if isinstance(value, float) else f"{key:>24}: {value}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Copy best.pt to checkpoints/NAME.pt, measure it on the test set, record it in the manifest."""
+    import shutil
+
+    from genapp import manifest
+    from genapp.checkpoint import load_model
+    from genapp.evaluation import evaluate
+    from genapp.training import RunDir
+
+    run = RunDir.open(args.runs_dir, args.run)
+    status = run.read_status()
+    if status.get("state") != "finished":
+        print(f"error: run {args.run} is {status.get('state')}, not finished", file=sys.stderr)
+        return 1
+    config = run.read_config()
+    target = manifest.CHECKPOINTS_DIR / f"{args.name}.pt"
+    target.parent.mkdir(exist_ok=True)
+    shutil.copyfile(run.best_checkpoint, target)
+    model = load_model(target)
+    start = time.perf_counter()
+    figures = evaluate(model, data_dir=args.data_dir or None, k=args.k)
+    eval_seconds = time.perf_counter() - start
+    info = model.checkpoint_info
+    entry = {
+        "file": target.name,
+        "family": config["family"],
+        "size_bytes": target.stat().st_size,
+        "sha256": manifest.sha256(target),
+        "model_config": config["model"],
+        "train_config": config["train"],
+        "epoch": info["epoch"],
+        "step": info["step"],
+        "validation": info["metrics"],
+        "test": {k: v for k, v in figures.items() if k not in ("family",)},
+        "train_seconds": round(status.get("train_seconds") or status["updated"] - status["started"], 1),
+        "device": status.get("device"),
+        "device_name": status.get("device_name"),
+        "threads": status.get("threads"),
+        "command": f"{manifest.train_command(config, args.run)} && "
+                   f"python -m train export {args.run} --name {args.name} --k {args.k}",
+        "eval_command": f"python -m train eval checkpoints/{target.name} --k {args.k}",
+        "eval_seconds": round(eval_seconds, 1),
+    }
+    manifest.write_entry(args.name, entry)
+    print(json.dumps(entry, indent=2))
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import signal
 import threading
 import time
@@ -58,6 +59,20 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def device_name(device: torch.device) -> str:
+    """A human description of the hardware behind ``device`` (GPU or CPU model)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        model = ""
+    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
 def available_devices() -> list[tuple[str, str]]:
     """(device id, description) for every device this machine can train on."""
     devices = [("cpu", f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)")]
@@ -94,6 +109,7 @@ class Trainer:
         self.config, self.run, self.callbacks = config, run, list(callbacks)
         tc = config.train
         self.device = resolve_device(tc.device)
+        self.device_name = device_name(self.device)
         self.stop_requested = False
 
         torch.manual_seed(tc.seed)
@@ -112,6 +128,8 @@ class Trainer:
             self.model.compile_for_training()
 
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self._seconds_before = 0.0  # training time of earlier sessions of this run (resume)
+        self.started = time.time()
         self.best: float | None = None
         self.last_metrics: dict = {}
         if checkpoint is not None:
@@ -135,6 +153,7 @@ class Trainer:
             "rng_cpu": torch.get_rng_state(),
             "batch_in_epoch": self.batch_in_epoch,
             "best": self.best,
+            "train_seconds": self.train_seconds,
         }
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
@@ -153,6 +172,12 @@ class Trainer:
             torch.cuda.set_rng_state(resume["rng_cuda"], self.device)
         self.batch_in_epoch = resume.get("batch_in_epoch", 0)
         self.best = resume.get("best")
+        self._seconds_before = resume.get("train_seconds", 0.0)
+
+    @property
+    def train_seconds(self) -> float:
+        """Wall time spent in this run so far, over all its sessions."""
+        return self._seconds_before + time.time() - self.started
 
     def save(self, path: Path, with_resume: bool = True) -> None:
         save_checkpoint(
@@ -173,6 +198,8 @@ class Trainer:
             state, pid=os.getpid(), device=str(self.device), step=self.step, total_steps=self.total_steps,
             epoch=self.epoch, epochs=self.config.train.epochs, images_per_s=round(self.images_per_s, 1),
             eta_s=round(remaining / rate_steps, 1) if rate_steps else None, started=self.started,
+            train_seconds=round(self.train_seconds, 1), threads=torch.get_num_threads(),
+            device_name=self.device_name,
             metrics=self.last_metrics, **extra,
         )
 
@@ -215,7 +242,6 @@ class Trainer:
 
     def fit(self) -> RunResult:
         tc = self.config.train
-        self.started = time.time()
         previous_handler = _install_sigterm(self)
         try:
             self._status("running", force=True)
