@@ -1,0 +1,80 @@
+"""Fixtures for the explorer's tests: tiny trained runs and checkpoints in temporary folders.
+
+Nothing here needs the pretrained checkpoints: a session-wide folder holds two tiny runs (a 2-D
+and a 3-D latent VAE, a few seconds of training each) and a checkpoints folder with the 2-D one
+as ``vae-z2.pt``. Tests that change runs get their own copy.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from genapp.config import RunConfig, TrainConfig
+from genapp.models import VAEConfig
+from genapp.training import train
+from genapp.training.launcher import run_state
+from genapp.training.runs import RunDir
+
+REPO = Path(__file__).resolve().parents[2]
+APP = str(REPO / "app.py")
+
+
+def tiny_config(latent_dim: int = 2, epochs: int = 2, **train_fields) -> RunConfig:
+    """A VAE that trains in a second or two on the CPU."""
+    fields = dict(epochs=epochs, batch_size=64, train_size=256, valid_size=128, sample_count=16, device="cpu",
+                  log_every=2)
+    fields.update(train_fields)
+    return RunConfig("vae", VAEConfig(latent_dim=latent_dim, hidden=(64, 32)), TrainConfig(**fields))
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory) -> Path:
+    """A runs folder with finished runs ``tiny-z2`` and ``tiny-z3`` (latent sizes 2 and 3)."""
+    root = tmp_path_factory.mktemp("runs")
+    train(tiny_config(latent_dim=2), root, "tiny-z2")
+    train(tiny_config(latent_dim=3), root, "tiny-z3")
+    return root
+
+
+@pytest.fixture(scope="session")
+def pretrained_dir(tmp_path_factory, trained_runs) -> Path:
+    """A checkpoints folder holding ``vae-z2.pt`` (the tiny 2-D run) but no ``vae-z20.pt``."""
+    folder = tmp_path_factory.mktemp("checkpoints")
+    shutil.copy(RunDir(trained_runs / "tiny-z2").best_checkpoint, folder / "vae-z2.pt")
+    return folder
+
+
+@pytest.fixture
+def runs_copy(tmp_path, trained_runs) -> Path:
+    """A private copy of the trained runs, for tests that add or delete runs."""
+    root = tmp_path / "runs"
+    shutil.copytree(trained_runs, root)
+    return root
+
+
+@pytest.fixture
+def app_env(monkeypatch, runs_copy, pretrained_dir) -> Path:
+    """Point the app at the private runs copy and the test checkpoints; returns the runs folder."""
+    monkeypatch.setenv("GENAPP_RUNS_DIR", str(runs_copy))
+    monkeypatch.setenv("GENAPP_CHECKPOINTS_DIR", str(pretrained_dir))
+    return runs_copy
+
+
+def wait_for(predicate, timeout: float = 180.0, interval: float = 0.5, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def wait_for_state(run: RunDir, states: tuple[str, ...], jobs=None, timeout: float = 180.0) -> str:
+    """Wait until the run's (corrected) state is one of ``states``; returns it."""
+    return wait_for(lambda: (s := run_state(run, jobs).state) in states and s, timeout=timeout,
+                    what=f"run {run.name} to be {' or '.join(states)}")
