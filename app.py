@@ -1,0 +1,33 @@
+"""The genapp explorer: ``streamlit run app.py``.
+
+A frame only: page config, the sidebar, one tab per model family and a Runs tab. The tabs
+live in ``genapp/ui/``; only the open tab runs.
+"""
+import streamlit as st
+
+from genapp.models import FAMILIES
+from genapp.ui import runs_tab, sidebar, training_panel, vae_tab
+from genapp.ui.resources import retain_widget_state
+
+# A family's own tab (explorer + training panel); a family without one gets the training panel.
+FAMILY_TABS = {"vae": vae_tab}
+
+st.set_page_config(page_title="genapp explorer", page_icon="🔢", layout="wide")
+settings = sidebar.render()
+for family in FAMILIES:
+    tab = FAMILY_TABS.get(family)
+    retain_widget_state(tab.state_keys() if tab else training_panel.state_keys(family))
+retain_widget_state(runs_tab.STATE_KEYS)
+
+labels = [FAMILIES[family].__name__ for family in FAMILIES] + ["Runs"]
+tabs = st.tabs(labels, key="main-tab", on_change="rerun")
+for family, tab in zip(FAMILIES, tabs):
+    if tab.open:
+        with tab:
+            if family in FAMILY_TABS:
+                FAMILY_TABS[family].render(settings)
+            else:
+                training_panel.render(family, settings)
+if tabs[-1].open:
+    with tabs[-1]:
+        runs_tab.render(settings)

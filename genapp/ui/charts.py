@@ -1,0 +1,165 @@
+"""Plotly figures for the explorer. Pure functions of plain data: no streamlit, no torch.
+
+Every figure that is redrawn while the user looks at it takes a ``uirevision``: plotly keeps
+the user's zoom, pan and hidden legend entries for as long as that value stays the same.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+MAX_POINTS = 2000  # per trace; a 300-epoch run logs over 100k steps
+PALETTE = qualitative.Plotly
+DIGIT_COLORS = qualitative.D3  # ten distinct colours, one per digit
+
+
+def _layout(fig: go.Figure, *, title: str, x: str, y: str, uirevision: str | None = None, height: int = 360) -> go.Figure:
+    # The title sits at the very top and the legend between it and the plot, so they never overlap.
+    fig.update_layout(
+        title=dict(text=title, font=dict(size=15), x=0, xanchor="left", y=1, yanchor="top", pad=dict(t=8)),
+        height=height, margin=dict(l=10, r=10, t=80, b=10),
+        xaxis_title=x, yaxis_title=y, uirevision=uirevision,
+        legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0),
+        hovermode="x unified",
+    )
+    return fig
+
+
+def smooth(values: Sequence[float]) -> np.ndarray:
+    """Exponential moving average of a noisy per-step series, span ~2% of its length (>= 10)."""
+    span = int(min(500, max(10, len(values) / 50)))
+    return pd.Series(values, dtype="float64").ewm(span=span).mean().to_numpy()
+
+
+def thin(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
+    """Indices of at most ``max_points`` evenly spread points of n, always keeping the last."""
+    if n <= max_points:
+        return np.arange(n)
+    index = np.arange(0, n, math.ceil(n / max_points))
+    return index if index[-1] == n - 1 else np.append(index, n - 1)
+
+
+def _series(columns: dict[str, list], metric: str, x: str = "step") -> tuple[np.ndarray, np.ndarray]:
+    """(x, metric) as float arrays, without the records that lack the metric."""
+    pairs = [(a, b) for a, b in zip(columns.get(x, []), columns.get(metric, [])) if b is not None]
+    if not pairs:
+        return np.empty(0), np.empty(0)
+    xs, ys = zip(*pairs)
+    return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+
+
+def _log_if_positive(fig: go.Figure, *arrays: np.ndarray) -> None:
+    values = np.concatenate([a for a in arrays if len(a)]) if any(len(a) for a in arrays) else np.empty(0)
+    if len(values) and np.all(values > 0):
+        fig.update_yaxes(type="log")
+
+
+def training_curves(train: dict[str, list], valid: dict[str, list], metric: str, uirevision: str) -> go.Figure:
+    """Per-step ``metric`` (raw and smoothed) and per-epoch validation ``metric`` against step.
+
+    ``train`` and ``valid`` are the columns of a run's history (see ``MetricsHistory``).
+    The y axis is logarithmic when every value is positive: losses fall by orders of magnitude
+    in the first steps and would flatten the rest of the curve.
+    """
+    fig = go.Figure()
+    steps, values = _series(train, metric)
+    if len(steps):
+        keep = thin(len(steps))
+        fig.add_scatter(x=steps[keep], y=values[keep], name="per step", mode="lines",
+                        line=dict(width=1, color=PALETTE[0]), opacity=0.3)
+        fig.add_scatter(x=steps[keep], y=smooth(values)[keep], name="smoothed", mode="lines",
+                        line=dict(width=2, color=PALETTE[0]))
+    valid_steps, valid_values = _series(valid, metric)
+    epochs = valid.get("epoch", [])[: len(valid_steps)]
+    if len(valid_steps):
+        fig.add_scatter(x=valid_steps, y=valid_values, name="validation (per epoch)", mode="lines+markers",
+                        line=dict(width=2, color=PALETTE[1]), marker=dict(size=7),
+                        customdata=epochs, hovertemplate="epoch %{customdata}: %{y:.2f}<extra>validation</extra>")
+    _log_if_positive(fig, values, valid_values)
+    return _layout(fig, title=f"{metric} during training", x="step", y=metric, uirevision=uirevision)
+
+
+def overlay_curves(histories: dict[str, tuple[dict, dict]], metric: str, uirevision: str = "overlay") -> go.Figure:
+    """Several runs on one chart against epoch: validation ``metric`` (solid, markers) and the
+    smoothed training ``metric`` (dotted), one colour per run.
+
+    ``histories`` maps a run name to its (train, valid) columns. Epoch is the common axis because
+    runs with other batch or training-set sizes take different numbers of steps per epoch.
+    """
+    fig = go.Figure()
+    for i, (name, (train, valid)) in enumerate(histories.items()):
+        color = PALETTE[i % len(PALETTE)]
+        valid_epochs, valid_values = _series(valid, metric, x="epoch")
+        steps, values = _series(train, metric)
+        steps_per_epoch = _steps_per_epoch(valid)
+        if len(steps) and steps_per_epoch:
+            keep = thin(len(steps))
+            fig.add_scatter(x=(steps[keep] + 1) / steps_per_epoch, y=smooth(values)[keep], mode="lines",
+                            name=f"{name} train", legendgroup=name, line=dict(color=color, width=1.5, dash="dot"))
+        if len(valid_epochs):
+            fig.add_scatter(x=valid_epochs, y=valid_values, mode="lines+markers", name=f"{name} validation",
+                            legendgroup=name, line=dict(color=color, width=2))
+    _log_if_positive(fig, *(np.asarray([v for v in valid.get(metric, []) if v is not None]) for _, valid in histories.values()))
+    fig.update_layout(hovermode="closest")
+    return _layout(fig, title=f"{metric}: validation (solid) and smoothed training (dotted)", x="epoch",
+                   y=metric, uirevision=uirevision, height=420)
+
+
+def _steps_per_epoch(valid: dict[str, list]) -> float | None:
+    """Steps per epoch, from the first validation record (logged at the end of its epoch)."""
+    steps, epochs = valid.get("step", []), valid.get("epoch", [])
+    if steps and epochs and epochs[0]:
+        return steps[0] / epochs[0]
+    return None
+
+
+def latent_scatter(points: np.ndarray, labels: np.ndarray, indices: np.ndarray, axis_titles: tuple[str, str],
+                   selected: int | None = None, uirevision: str = "latent") -> go.Figure:
+    """Encoded images as points coloured by digit; each point carries its image index.
+
+    points float [n, 2]; labels int [n] in 0..9; indices int [n] (``customdata``, so a click
+    tells which image it was); ``selected`` is an image index to ring, if it is among them.
+    """
+    fig = go.Figure()
+    for digit in range(10):
+        mask = labels == digit
+        fig.add_scattergl(
+            x=points[mask, 0], y=points[mask, 1], mode="markers", name=str(digit), customdata=indices[mask],
+            marker=dict(size=5, color=DIGIT_COLORS[digit], opacity=0.75),
+            hovertemplate=f"digit {digit}<br>image %{{customdata}}<extra></extra>",
+        )
+    if selected is not None and np.any(indices == selected):
+        (row,) = np.flatnonzero(indices == selected)[:1]
+        fig.add_scatter(x=[points[row, 0]], y=[points[row, 1]], mode="markers", name="selected", hoverinfo="skip",
+                        marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(width=3, color="black")))
+    fig.update_layout(hovermode="closest", legend_title_text="digit", dragmode="zoom", clickmode="event+select")
+    return _layout(fig, title="Test images in latent space (click a point)", x=axis_titles[0], y=axis_titles[1],
+                   uirevision=uirevision, height=460)
+
+
+def elbo_history(valid: dict[str, list], uirevision: str = "elbo") -> go.Figure:
+    """The validation negative ELBO per epoch as stacked reconstruction and KL terms (nats)."""
+    fig = go.Figure()
+    for name, color in (("recon", PALETTE[0]), ("kl", PALETTE[1])):
+        epochs, values = _series(valid, name, x="epoch")
+        label = "reconstruction −log p(x|z)" if name == "recon" else "KL(q(z|x) ‖ p(z))"
+        fig.add_scatter(x=epochs, y=values, name=label, mode="lines", stackgroup="elbo", line=dict(color=color))
+    fig.update_layout(hovermode="x unified")
+    return _layout(fig, title="−ELBO = reconstruction + KL (validation)", x="epoch", y="nats per image",
+                   uirevision=uirevision)
+
+
+def kl_per_dimension(kl: np.ndarray, active: np.ndarray) -> go.Figure:
+    """Bar per latent dimension: mean KL in nats (kl float [d]), active units in colour (active bool [d])."""
+    dims = np.arange(1, len(kl) + 1)
+    colors = [PALETTE[0] if a else "lightgrey" for a in active]
+    fig = go.Figure(go.Bar(x=dims, y=kl, marker_color=colors,
+                           hovertemplate="z%{x}: %{y:.2f} nats<extra></extra>"))
+    fig.update_layout(hovermode="closest", xaxis=dict(tickmode="linear" if len(kl) <= 32 else "auto"))
+    return _layout(fig, title=f"KL of each latent dimension: {int(active.sum())} of {len(kl)} active",
+                   x="latent dimension", y="nats per image")

@@ -1,0 +1,174 @@
+"""The Runs tab: every run in the runs directory (from the explorer or the CLI), several runs'
+curves on one chart, and a run's details with a guarded delete."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import pandas as pd
+import streamlit as st
+
+from genapp.config import ConfigError, TrainConfig
+from genapp.models import get_family
+from genapp.training.launcher import LaunchError, RunState, delete_run, log_tail, run_state
+from genapp.training.runs import RunDir, RunError, list_runs
+from genapp.ui import charts
+from genapp.ui.resources import Settings, job_table, metrics_history
+
+POLL_SECONDS = 2.0
+STATE_KEYS = ["runs-compare", "runs-metric", "runs-detail"]
+
+
+def _monitor(family: str) -> tuple[str, bool]:
+    """(validation metric that picks best.pt, lower is better) of a family; ("loss", True) if unknown."""
+    try:
+        cls = get_family(family)
+    except ConfigError:
+        return "loss", True
+    return cls.monitor, cls.monitor_lower_is_better
+
+
+def config_summary(config: dict) -> tuple[str, str]:
+    """("latent_dim=2, hidden=500,250", "3 epochs, batch 128, lr 0.002, ..."): the model config and
+    the main training settings, then any other training setting given a non-default value."""
+    def text(value: object) -> str:
+        return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+    model = ", ".join(f"{k}={text(v)}" for k, v in config.get("model", {}).items())
+    train = dict(config.get("train", {}))
+    defaults = dataclasses.asdict(TrainConfig())
+    parts = [f"{train.pop('epochs', '?')} epochs", f"batch {train.pop('batch_size', '?')}",
+             f"lr {train.pop('lr', '?')} {train.pop('lr_schedule', '')}".rstrip()]
+    parts += [f"{k}={text(v)}" for k, v in train.items() if k in defaults and v != defaults[k]]
+    return model, ", ".join(parts)
+
+
+def run_row(run: RunDir, state: RunState) -> dict:
+    """One line of the runs table."""
+    try:
+        config = run.read_config()
+    except RunError:
+        config = {}
+    family = str(config.get("family", "?"))
+    model, train = config_summary(config)
+    status = state.status
+    history = metrics_history(str(run.path))
+    history.refresh()
+    metric, lower = _monitor(family)
+    best = history.best(metric, lower)
+    started = status.get("started")
+    return {
+        "run": run.name,
+        "family": family,
+        "status": state.state,
+        "epochs done": f"{status.get('epoch', 0)}/{status.get('epochs', config.get('train', {}).get('epochs', '?'))}",
+        "best validation": f"{best[0]:.2f} {metric} (epoch {best[1]})" if best else "",
+        "model": model,
+        "training": train,
+        "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(started)) if started else "",
+    }
+
+
+def _runs_table(runs: list[RunDir], states: dict[str, RunState]) -> None:
+    rows = [run_row(run, states[run.name]) for run in runs]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs-table")
+
+
+def _overlay(runs: list[RunDir]) -> None:
+    """Pick runs; their validation and smoothed training curves on one chart."""
+    names = [run.name for run in runs]
+    if "runs-compare" not in st.session_state:
+        st.session_state["runs-compare"] = names[:2]
+    st.session_state["runs-compare"] = [n for n in st.session_state["runs-compare"] if n in names]
+    chosen = st.multiselect("Overlay the curves of", names, key="runs-compare")
+    histories = {}
+    for name in chosen:
+        history = metrics_history(str(runs[names.index(name)].path))
+        histories[name] = (history.columns("train"), history.columns("valid"))
+    metrics = sorted({m for _, valid in histories.values() for m in valid if m not in ("step", "epoch")})
+    if not metrics:
+        st.info("Choose runs that have finished at least one epoch to compare their curves.")
+        return
+    if st.session_state.get("runs-metric") not in metrics:
+        st.session_state["runs-metric"] = "loss" if "loss" in metrics else metrics[0]
+    metric = st.selectbox("Metric", metrics, key="runs-metric")
+    st.plotly_chart(charts.overlay_curves(histories, metric), key="runs-overlay", config={"displaylogo": False})
+
+
+def _details(runs: list[RunDir], states: dict[str, RunState], settings: Settings) -> None:
+    """One run's full configuration and log, and Delete behind a confirmation."""
+    names = [run.name for run in runs]
+    if st.session_state.get("runs-detail") not in names:
+        st.session_state["runs-detail"] = names[0]
+    name = st.selectbox("Run", names, key="runs-detail")
+    run, state = runs[names.index(name)], states[name]
+    config, status = st.columns(2)
+    with config:
+        st.caption("Configuration")
+        try:
+            st.json(run.read_config(), expanded=2)
+        except RunError as e:
+            st.error(str(e))
+    with status:
+        st.caption("Status")
+        st.json(json.loads(json.dumps(state.status, default=str)), expanded=False)
+        tail = log_tail(settings.runs_dir, name)
+        if tail:
+            with st.expander("End of the job's log (runs started here)"):
+                st.code(tail, language=None)
+    _delete_controls(run, state)
+
+
+def _delete_controls(run: RunDir, state: RunState) -> None:
+    if st.session_state.get("runs-delete-pending") != run.name:
+        help_text = "Stop the run first." if state.active else "Asks for confirmation."
+        if st.button("Delete this run…", key="runs-delete", disabled=state.active, help=help_text):
+            st.session_state["runs-delete-pending"] = run.name
+            st.rerun()
+        return
+    st.warning(f"Delete run **{run.name}** with its checkpoints, samples and metrics? This cannot be undone.")
+    yes, no = st.columns(2)
+    if yes.button("Yes, delete it", key="runs-delete-confirm", type="primary"):
+        st.session_state.pop("runs-delete-pending")
+        try:
+            delete_run(run, job_table())
+            st.session_state["runs-message"] = f"Deleted run {run.name}."
+        except (LaunchError, OSError) as e:
+            st.session_state["runs-message"] = f"Not deleted: {e}"
+        st.rerun()
+    if no.button("Cancel", key="runs-delete-cancel"):
+        st.session_state.pop("runs-delete-pending")
+        st.rerun()
+
+
+def render(settings: Settings) -> None:
+    """The tab: table and overlay (polled while a run is active), then one run's details."""
+    message = st.session_state.pop("runs-message", None)
+    if message and message.startswith("Deleted"):
+        st.success(message)
+    elif message:
+        st.error(message)
+    jobs = job_table()
+    jobs.reap()
+    runs = list_runs(settings.runs_dir)
+    if not runs:
+        st.info(f"No runs in {settings.runs_dir} yet. Start one from a model's Train tab, or with "
+                f"`python -m train vae --runs-dir {settings.runs_dir}`.")
+        return
+    polling = any(run_state(run, jobs).active for run in runs)
+
+    @st.fragment(run_every=POLL_SECONDS if polling else None)
+    def table_and_overlay() -> None:
+        current = list_runs(settings.runs_dir)
+        states = {run.name: run_state(run, job_table()) for run in current}
+        if polling and not any(s.active for s in states.values()):
+            st.rerun()  # the last active run ended: stop polling
+        st.caption(f"{len(current)} runs in {settings.runs_dir}, newest first")
+        _runs_table(current, states)
+        _overlay(current)
+
+    table_and_overlay()
+    st.divider()
+    st.subheader("Details")
+    _details(runs, {run.name: run_state(run, jobs) for run in runs}, settings)

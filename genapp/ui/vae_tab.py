@@ -1,0 +1,337 @@
+"""The VAE tab: explore a trained VAE (pretrained, any run's checkpoint, or an upload), and train.
+
+Explore shows the 2-D manifold with a latent you steer, the test images in latent space (click a
+point for its image and reconstruction), samples from fixed or fresh noise as Bernoulli means and
+draws, reconstructions, the ELBO over training and the KL of each latent dimension. Every
+section is a fragment, so moving one of its controls reruns that section only, and everything
+derived from a model is cached per model.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from genapp.checkpoint import CheckpointError
+from genapp.evaluation.latent import active_units, encode_images, kl_per_dimension, project_2d, reconstruct
+from genapp.manifest import read_manifest
+from genapp.models import VAE
+from genapp.training.runs import RunDir, RunError, list_runs
+from genapp.ui import charts, pictures, training_panel
+from genapp.ui.resources import Settings, metrics_history, model_from_file, model_from_upload, test_split
+
+FAMILY = "vae"
+# The pretrained checkpoints the tab offers first, with the commands that make them when
+# checkpoints/MANIFEST.json does not say (it records the exact command of each shipped file).
+PRETRAINED = {
+    "vae-z2": "python -m train vae --latent-dim 2 --epochs 100 --lr-schedule cosine --compile true "
+              "--run-name vae-z2 && python -m train export vae-z2 --name vae-z2",
+    "vae-z20": "python -m train vae --latent-dim 20 --epochs 300 --lr-schedule cosine --compile true "
+               "--run-name vae-z20 && python -m train export vae-z20 --name vae-z20",
+}
+UPLOAD = "Upload a checkpoint…"
+SCATTER_POINTS = 3000  # test images in the latent scatter
+SAMPLE_COUNT = 64
+RECON_COUNT = 32
+FIXED_NOISE_SEED = 0
+MANIFOLD_WIDTH_PX = 480  # small grids are enlarged (whole pixels) to about this width
+STATE_KEYS = ["vae-view", "vae-source", "vae-manifold-n", "vae-z1", "vae-z2", "vae-noise", "vae-picked"]
+
+
+# ----------------------------------------------------------------------------- model sources
+
+
+@dataclass(frozen=True)
+class Source:
+    """A model to explore: a checkpoint file, the run whose history goes with it, or an upload."""
+
+    label: str
+    path: Path | None = None
+    run: RunDir | None = None
+    manifest: dict | None = None  # a pretrained checkpoint's MANIFEST.json entry
+
+
+def model_sources(settings: Settings) -> tuple[list[Source], dict[str, str]]:
+    """(the sources to choose from, {missing pretrained name: the command that makes it})."""
+    entries = read_manifest(settings.checkpoints_dir / "MANIFEST.json")
+    names = [*PRETRAINED, *(n for n, e in entries.items() if e.get("family") == FAMILY and n not in PRETRAINED)]
+    sources, missing = [], {}
+    for name in names:
+        path = settings.checkpoints_dir / f"{name}.pt"
+        entry = entries.get(name)
+        if not path.is_file():
+            missing[name] = (entry or {}).get("command") or PRETRAINED[name]
+            continue
+        run = RunDir(settings.runs_dir / name)  # the run that made it, when it is still here
+        sources.append(Source(f"Pretrained {name}", path, run if run.exists() else None, entry))
+    for run in list_runs(settings.runs_dir):
+        checkpoint = next((p for p in (run.best_checkpoint, run.last_checkpoint) if p.is_file()), None)
+        if checkpoint is not None and _family_of(run) == FAMILY:
+            sources.append(Source(f"Run {run.name} ({checkpoint.name})", checkpoint, run))
+    return [*sources, Source(UPLOAD)], missing
+
+
+def _family_of(run: RunDir) -> str | None:
+    try:
+        return run.read_config().get("family")
+    except RunError:
+        return None
+
+
+def _show_missing(settings: Settings, missing: dict[str, str], nothing_else: bool) -> None:
+    names = " and ".join(f"{name}.pt" for name in missing)
+    with st.expander(f"Pretrained {names} not found: how to make {'it' if len(missing) == 1 else 'them'}",
+                     expanded=nothing_else):
+        st.markdown(f"The explorer looks in `{settings.checkpoints_dir}`. From the repository, train and "
+                    "export (or explore a run of your own, or upload a checkpoint):")
+        st.code("\n".join(missing.values()), language="bash")
+
+
+def choose_model(settings: Settings) -> tuple[VAE, str, Source] | None:
+    """The model picker; returns (model, cache key, source) or None (with a message shown)."""
+    sources, missing = model_sources(settings)
+    labels = [s.label for s in sources]
+    if st.session_state.get("vae-source") not in labels:
+        st.session_state["vae-source"] = labels[0]
+    label = st.selectbox("Model", labels, key="vae-source", help="A pretrained checkpoint, a run's best (or last) "
+                         "checkpoint, or a .pt file of your own.")
+    if missing:
+        _show_missing(settings, missing, nothing_else=len(sources) == 1)
+    source = sources[labels.index(label)]
+    try:
+        if source.path is not None:
+            modified = source.path.stat().st_mtime
+            model = model_from_file(str(source.path), modified, FAMILY)
+            return model, f"{source.path}:{modified}", source
+        upload = st.file_uploader("A genapp VAE checkpoint (.pt)", type=["pt"], key="vae-upload")
+        if upload is None:
+            st.info("Upload a checkpoint saved by genapp (a run's checkpoints/best.pt, for example).")
+            return None
+        return model_from_upload(upload.file_id, upload.getvalue(), FAMILY), f"upload:{upload.file_id}", source
+    except (CheckpointError, OSError) as e:
+        st.error(f"Cannot open this checkpoint: {e}")
+        return None
+
+
+def describe(model: VAE, source: Source) -> str:
+    info = getattr(model, "checkpoint_info", {}) or {}
+    parts = [f"latent dimensions **{model.latent_dim}**", f"hidden {', '.join(map(str, model.config.hidden))}"]
+    if info.get("epoch") is not None:
+        parts.append(f"trained {info['epoch']} epochs ({info.get('step', 0):,} steps)")
+    loss = (info.get("metrics") or {}).get("loss")
+    if loss is not None:
+        parts.append(f"validation −ELBO {loss:.2f} nats")
+    test = (source.manifest or {}).get("test", {})
+    nll = next(((k, v) for k, v in test.items() if k.startswith("test_iwae_nll")), None)
+    if nll is not None:
+        k = nll[0].removeprefix("test_iwae_nll_k").removesuffix("_nats")
+        parts.append(f"test NLL {nll[1]:.2f} nats (IWAE, k={k})")
+    return " · ".join(parts)
+
+
+# ----------------------------------------------------------------------------- cached analysis
+
+
+@dataclass
+class TestAnalysis:
+    """What the tab shows about the test set, computed once per model."""
+
+    points: np.ndarray  # float [SCATTER_POINTS, 2]: latent means, or their first two principal components
+    axes: tuple[str, str]
+    caption: str
+    labels: np.ndarray  # int [SCATTER_POINTS]
+    kl: np.ndarray  # float [d]: mean KL of each latent dimension, nats
+    active: np.ndarray  # bool [d]
+    figures: dict  # the model's validate() on the test set: loss, recon, kl
+
+
+@st.cache_resource(max_entries=4, show_spinner="Encoding the test images…")
+def test_analysis(_model: VAE, model_key: str) -> TestAnalysis:
+    test = test_split()
+    encodings = encode_images(_model, test.images)
+    points, caption = project_2d(encodings.mean[:SCATTER_POINTS])
+    axes = ("z1", "z2") if _model.latent_dim <= 2 else ("principal component 1", "principal component 2")
+    return TestAnalysis(
+        points=points.numpy(), axes=axes, caption=caption, labels=test.labels[:SCATTER_POINTS].numpy(),
+        kl=kl_per_dimension(encodings).numpy(), active=active_units(encodings).numpy(),
+        figures=_model.validate(test.images),
+    )
+
+
+@st.cache_resource(max_entries=16)
+def manifold_base(_model: VAE, model_key: str, n: int) -> tuple[np.ndarray, int]:
+    """(the n x n manifold as a picture enlarged to about MANIFOLD_WIDTH_PX, the enlargement factor)."""
+    grid_px = n * (pictures.CELL + pictures.PAD) + pictures.PAD
+    scale = max(1, round(MANIFOLD_WIDTH_PX / grid_px))
+    return pictures.manifold_picture(_model.manifold(n), n, scale), scale
+
+
+@torch.no_grad()
+def decode_mean(model: VAE, z: list[float]) -> torch.Tensor:
+    """Bernoulli mean of the decoding of one latent z (length latent_dim): float [1,1,28,28]."""
+    return torch.sigmoid(model.decode(torch.tensor([z], dtype=torch.float32)))
+
+
+@torch.no_grad()
+def samples(model: VAE, seed: int, n: int = SAMPLE_COUNT) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Bernoulli means, one Bernoulli draw from each) of n decodings of z ~ N(0, I) drawn with
+    ``seed``: float [n,1,28,28] each, in [0,1]."""
+    generator = torch.Generator().manual_seed(seed)
+    means = model.sample(n, generator=generator)
+    return means, torch.bernoulli(means, generator=generator)
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+@st.fragment
+def manifold_section(model: VAE, model_key: str) -> None:
+    st.subheader("The 2-D latent manifold")
+    if model.latent_dim != 2:
+        st.info(f"The manifold needs a 2-D latent space; this model has {model.latent_dim} dimensions. "
+                "Pick a model with latent dimensions 2 (such as vae-z2 or a Quick run).")
+        return
+    grid_column, controls = st.columns([3, 2], gap="large")
+    with controls:
+        for key, default in (("vae-manifold-n", 15), ("vae-z1", 0.0), ("vae-z2", 0.0)):
+            st.session_state.setdefault(key, default)  # not as widget defaults: the values outlive tab switches
+        n = st.slider("Grid size n (n × n decodings)", 5, 30, key="vae-manifold-n")
+        z1 = st.slider("z1", -3.0, 3.0, step=0.05, key="vae-z1")
+        z2 = st.slider("z2", -3.0, 3.0, step=0.05, key="vae-z2")
+        st.image(pictures.digit_picture(decode_mean(model, [z1, z2])), width=168, output_format="PNG",
+                 caption=f"decoded at z = ({z1:.2f}, {z2:.2f})")
+    with grid_column:
+        base, scale = manifold_base(model, model_key, n)
+        st.image(pictures.png_bytes(pictures.mark_latent(base, n, scale, z1, z2)), width="content",
+                 caption="Decodings on a grid evenly spaced in probability (z = Φ⁻¹ of the cell centre); "
+                         "z1 grows to the right, z2 upwards. The red square marks (z1, z2).")
+
+
+def _remember_pick() -> None:
+    """Scatter selection callback: keep the clicked image's index (the chart forgets it when redrawn)."""
+    points = st.session_state["vae-latent"].selection.points
+    if points:
+        st.session_state["vae-picked"] = int(points[0]["customdata"])
+
+
+@st.fragment
+def latent_section(model: VAE, model_key: str) -> None:
+    st.subheader("Test images in latent space")
+    analysis = test_analysis(model, model_key)
+    picked = st.session_state.get("vae-picked")
+    chart, detail = st.columns([3, 2], gap="large")
+    with chart:
+        fig = charts.latent_scatter(analysis.points, analysis.labels, np.arange(len(analysis.points)),
+                                    analysis.axes, selected=picked, uirevision=model_key)
+        st.plotly_chart(fig, key="vae-latent", on_select=_remember_pick, selection_mode="points",
+                        config={"displaylogo": False})
+        st.caption(f"{len(analysis.points):,} test images; axes: {analysis.caption}.")
+    with detail:
+        if picked is None or picked >= len(analysis.points):
+            st.info("Click a point to see that test image and its reconstruction.")
+            return
+        show_reconstruction(model, picked)
+
+
+def show_reconstruction(model: VAE, index: int) -> None:
+    """Test image ``index`` beside its reconstruction from the posterior mean."""
+    test = test_split()
+    image = test.images[index : index + 1]
+    original, rebuilt = st.columns(2)
+    original.image(pictures.digit_picture(image.float() / 255.0), width=168,
+                   caption=f"test image {index} (digit {int(test.labels[index])})")
+    rebuilt.image(pictures.digit_picture(reconstruct(model, image)), width=168, caption="its reconstruction")
+
+
+@st.fragment
+def samples_section(model: VAE) -> None:
+    st.subheader("Samples and reconstructions")
+    noise = st.radio("Noise", ["fixed", "fresh"], horizontal=True, key="vae-noise",
+                     format_func=lambda v: "fixed (the same every time)" if v == "fixed" else "fresh",
+                     help="Fixed noise shows how different models treat the same latents.")
+    if noise == "fresh":
+        if st.button("Draw new noise", key="vae-new-noise") or "vae-fresh-seed" not in st.session_state:
+            st.session_state["vae-fresh-seed"] = secrets.randbits(31)
+        seed = st.session_state["vae-fresh-seed"]
+    else:
+        seed = FIXED_NOISE_SEED
+    means, draws = samples(model, seed)
+    left, right = st.columns(2)
+    left.image(pictures.grid_picture(means, nrow=8), caption="Bernoulli means p(x|z) of z ~ N(0, I)")
+    right.image(pictures.grid_picture(draws, nrow=8), caption="Bernoulli draws x ~ p(x|z) from the same z")
+    test = test_split()
+    images = test.images[:RECON_COUNT]
+    left, right = st.columns(2)
+    left.image(pictures.grid_picture(images.float() / 255.0, nrow=8), caption=f"The first {RECON_COUNT} test images")
+    right.image(pictures.grid_picture(reconstruct(model, images), nrow=8),
+                caption="Their reconstructions (decoded posterior means)")
+
+
+def elbo_section(model: VAE, model_key: str, source: Source) -> None:
+    st.subheader("The ELBO and active units")
+    analysis = test_analysis(model, model_key)
+    figures = analysis.figures
+    columns = st.columns(3)
+    columns[0].metric("Test −ELBO (nats)", f"{figures['loss']:.2f}")
+    columns[1].metric("Reconstruction (nats)", f"{figures['recon']:.2f}")
+    columns[2].metric("KL (nats)", f"{figures['kl']:.2f}")
+    history, units = st.columns(2, gap="large")
+    with history:
+        valid = _validation_history(source)
+        if valid.get("epoch"):
+            st.plotly_chart(charts.elbo_history(valid, uirevision=model_key), key="vae-elbo",
+                            config={"displaylogo": False})
+            st.caption(f"From run {source.run.name}'s validation records.")
+        else:
+            st.info("No training history for this checkpoint: histories come from a run directory "
+                    "(pick a run, or keep the run that made a pretrained checkpoint in the runs directory).")
+    with units:
+        st.plotly_chart(charts.kl_per_dimension(analysis.kl, analysis.active), key="vae-kl-dims",
+                        config={"displaylogo": False})
+        st.caption("Mean KL(q(z_j|x) ‖ N(0,1)) over the test images. A dimension is active when its posterior "
+                   "mean varies over the images (variance > 0.01); the others the decoder ignores.")
+
+
+def _validation_history(source: Source) -> dict[str, list]:
+    if source.run is None:
+        return {}
+    history = metrics_history(str(source.run.path))
+    history.refresh()
+    return history.columns("valid")
+
+
+# ----------------------------------------------------------------------------- the tab
+
+
+def explore(settings: Settings) -> None:
+    chosen = choose_model(settings)
+    if chosen is None:
+        return
+    model, model_key, source = chosen
+    st.markdown(describe(model, source))
+    manifold_section(model, model_key)
+    st.divider()
+    latent_section(model, model_key)
+    st.divider()
+    samples_section(model)
+    st.divider()
+    elbo_section(model, model_key, source)
+
+
+def render(settings: Settings) -> None:
+    """Explore and Train sub-tabs; only the open one runs."""
+    explore_tab, train_tab = st.tabs(["Explore", "Train"], key="vae-view", on_change="rerun")
+    if explore_tab.open:
+        with explore_tab:
+            explore(settings)
+    if train_tab.open:
+        with train_tab:
+            training_panel.render(FAMILY, settings)
+
+
+def state_keys() -> list[str]:
+    return [*STATE_KEYS, *training_panel.state_keys(FAMILY)]
