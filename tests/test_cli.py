@@ -24,7 +24,7 @@ def test_train_then_evaluate(tmp_path):
     run = RunDir.open(runs, "cli")
     assert run.read_config()["model"] == {"latent_dim": 2, "hidden": [64, 32]}
 
-    result = cli("eval", str(run.best_checkpoint), "--limit", "100", "--k", "20", "--json")
+    result = cli("eval", str(run.best_checkpoint), "--limit", "100", "--k", "20", "--json", "--quality-samples", "0")
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert figures["family"] == "vae" and figures["test_images"] == 100
@@ -58,7 +58,7 @@ def test_export_ships_the_best_checkpoint_with_its_figures(tmp_path, monkeypatch
                "--run-name", "small", "--no-progress").returncode == 0
     monkeypatch.setattr(manifest, "CHECKPOINTS_DIR", tmp_path / "checkpoints")
     monkeypatch.setattr(manifest, "MANIFEST", tmp_path / "checkpoints" / "MANIFEST.json")
-    assert main(["export", "small", "--name", "tiny", "--runs-dir", str(runs), "--k", "5"]) == 0
+    assert main(["export", "small", "--name", "tiny", "--runs-dir", str(runs), "--k", "5", "--quality-samples", "0"]) == 0
     entry = manifest.read_manifest()["tiny"]
     shipped = tmp_path / "checkpoints" / "tiny.pt"
     assert "resume" not in read_checkpoint(shipped)  # no optimizer state in a shipped checkpoint

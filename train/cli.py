@@ -21,12 +21,13 @@ from genapp.models import FAMILIES
 EXIT_CODES = {"finished": 0, "stopped": 0, "failed": 1, "diverged": 3}
 
 
-def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
-    """One option per field, ``latent_dim`` -> ``--latent-dim``; defaults come from the dataclass."""
+def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str, defaults=None) -> None:
+    """One option per field, ``latent_dim`` -> ``--latent-dim``; defaults from ``defaults`` or the dataclass."""
     group = parser.add_argument_group(title)
     hints = typing.get_type_hints(cls)
+    defaults = defaults if defaults is not None else cls()
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = getattr(defaults, f.name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         group.add_argument(
             option_name(f.name), dest=f.name, default=None, metavar=f.name.upper(),
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, family in FAMILIES.items():
         p = sub.add_parser(name, help=f"train a {name}", description=(family.__doc__ or "").strip().splitlines()[0])
         add_dataclass_options(p, family.Config, f"{name} model")
-        add_dataclass_options(p, TrainConfig, "training")
+        add_dataclass_options(p, TrainConfig, "training", family.default_train_config())
         run = p.add_argument_group("run")
         run.add_argument("--runs-dir", default="runs", help="where run directories live (default: runs)")
         run.add_argument("--run-name", default=None, help="name of the new run (default: family-date-time-id)")
@@ -64,12 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", default="", help="directory of MNIST IDX files")
     e.add_argument("--limit", type=int, default=0, help="evaluate on the first N test images only (0 = all)")
     e.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    e.add_argument("--quality-samples", type=int, default=10_000,
+                   help="samples scored by the classifier (0 = skip the sample-quality scores)")
+    c = sub.add_parser("classifier", help="train the MNIST classifier that scores samples (checkpoints/classifier.pt)")
+    c.add_argument("--epochs", type=int, default=12)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--output", default=None, help="default: checkpoints/classifier.pt")
     x = sub.add_parser("export", help="ship a run's best checkpoint to checkpoints/ with its measured figures")
     x.add_argument("run", help="name of a finished run")
     x.add_argument("--name", required=True, help="checkpoint name: checkpoints/NAME.pt")
     x.add_argument("--runs-dir", default="runs")
     x.add_argument("--k", type=int, default=1000, help="importance samples for the VAE's IWAE bound (default 1000)")
     x.add_argument("--data-dir", default="", help="directory of MNIST IDX files")
+    x.add_argument("--quality-samples", type=int, default=10_000, help="samples scored by the classifier (0 = skip)")
     return parser
 
 
@@ -81,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_eval(args)
         if args.command == "export":
             return run_export(args)
+        if args.command == "classifier":
+            return run_classifier(args)
         return run_train(args)
     except ConfigError as e:
         parser.exit(1, f"error: {e}\n")
@@ -111,7 +121,7 @@ def run_train(args: argparse.Namespace) -> int:
         config = RunConfig(
             family=args.command,
             model=dataclass_from_args(family.Config, args),
-            train=dataclass_from_args(TrainConfig, args),
+            train=dataclass_from_args(TrainConfig, args, base=family.default_train_config()),
         )
         result = train(config, args.runs_dir, args.run_name, callbacks=callbacks)
     status = result.run.read_status()
@@ -130,7 +140,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
     model = load_model(args.checkpoint, device=resolve_device(args.device))
     start = time.perf_counter()
-    figures = evaluate(model, data_dir=args.data_dir or None, k=args.k, limit=args.limit or None)
+    figures = evaluate(model, data_dir=args.data_dir or None, k=args.k, limit=args.limit or None,
+                       quality_samples=args.quality_samples)
     figures["seconds"] = round(time.perf_counter() - start, 1)
     if args.json:
         print(json.dumps(figures))
@@ -160,7 +171,7 @@ def run_export(args: argparse.Namespace) -> int:
     shutil.copyfile(run.best_checkpoint, target)
     model = load_model(target)
     start = time.perf_counter()
-    figures = evaluate(model, data_dir=args.data_dir or None, k=args.k)
+    figures = evaluate(model, data_dir=args.data_dir or None, k=args.k, quality_samples=args.quality_samples)
     eval_seconds = time.perf_counter() - start
     info = model.checkpoint_info
     entry = {
@@ -185,4 +196,29 @@ def run_export(args: argparse.Namespace) -> int:
     }
     manifest.write_entry(args.name, entry)
     print(json.dumps(entry, indent=2))
+    return 0
+
+
+def run_classifier(args: argparse.Namespace) -> int:
+    """Train the judge of sample quality and record its accuracy in the manifest."""
+    from pathlib import Path
+
+    import torch
+
+    from genapp import manifest
+    from genapp.evaluation.classifier import ClassifierTraining, save_classifier, train_classifier
+    from genapp.training.engine import device_name
+
+    settings = ClassifierTraining(epochs=args.epochs, seed=args.seed)
+    model, figures = train_classifier(settings, log=lambda line: print(line, file=sys.stderr))
+    target = Path(args.output) if args.output else manifest.CHECKPOINTS_DIR / "classifier.pt"
+    save_classifier(model, target, figures)
+    print(json.dumps(figures))
+    if args.output is None:
+        manifest.write_entry("classifier", {
+            "file": target.name, "family": "classifier", "size_bytes": target.stat().st_size,
+            "sha256": manifest.sha256(target), "test": figures, "train_seconds": figures["train_seconds"],
+            "device": "cpu", "device_name": device_name(torch.device("cpu")), "threads": torch.get_num_threads(),
+            "command": f"python -m train classifier --epochs {args.epochs} --seed {args.seed}",
+        })
     return 0

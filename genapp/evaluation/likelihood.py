@@ -23,13 +23,24 @@ def vae_test_figures(model, images: torch.Tensor, k: int = 1000, seed: int = EVA
     return {"test_neg_elbo_nats": neg_elbo, f"test_iwae_nll_k{k}_nats": nll}
 
 
-def evaluate(model: GenerativeModel, data_dir: str | None = None, k: int = 1000, limit: int | None = None) -> dict:
-    """The family's test-set figures, with how many images they were measured on."""
+def evaluate(
+    model: GenerativeModel, data_dir: str | None = None, k: int = 1000, limit: int | None = None,
+    quality_samples: int = 10_000,
+) -> dict:
+    """The family's test-set figures, with how many images they were measured on.
+
+    Likelihoods where the family defines one (VAE: negative ELBO and IWAE NLL), and for every
+    family the sample-quality scores of ``quality_samples`` samples (0 = skip) judged by the
+    project's classifier.
+    """
+    from genapp.evaluation.quality import sample_quality
+
     test = data.load_mnist(data_dir).test
     images = test.images[:limit] if limit else test.images
     figures: dict = {"family": model.name, "test_images": len(images), "parameters": model.num_parameters()}
     if model.name == "vae":
         figures.update(vae_test_figures(model, images, k=k))
-    else:
-        raise NotImplementedError(f"no test figures for family {model.name!r} yet")
+    if quality_samples:
+        scores = sample_quality(model, n=quality_samples)
+        figures.update({f"quality_{key}": value for key, value in scores.items()})
     return figures

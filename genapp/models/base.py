@@ -29,6 +29,12 @@ class GenerativeModel(nn.Module):
     # The validation metric that picks best.pt, and whether lower is better.
     monitor: ClassVar[str] = "loss"
     monitor_lower_is_better: ClassVar[bool] = True
+    # The family's own defaults for TrainConfig fields (the seed's settings).
+    train_defaults: ClassVar[dict] = {}
+
+    @classmethod
+    def default_train_config(cls, **overrides) -> TrainConfig:
+        return TrainConfig(**{**cls.train_defaults, **overrides})
 
     def __init__(self, config: Any) -> None:
         super().__init__()

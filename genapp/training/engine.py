@@ -110,6 +110,7 @@ class Trainer:
         tc = config.train
         self.device = resolve_device(tc.device)
         self.device_name = device_name(self.device)
+        self.quality_error: str | None = None
         self.stop_requested = False
 
         torch.manual_seed(tc.seed)
@@ -199,7 +200,7 @@ class Trainer:
             epoch=self.epoch, epochs=self.config.train.epochs, images_per_s=round(self.images_per_s, 1),
             eta_s=round(remaining / rate_steps, 1) if rate_steps else None, started=self.started,
             train_seconds=round(self.train_seconds, 1), threads=torch.get_num_threads(),
-            device_name=self.device_name,
+            device_name=self.device_name, warning=self.quality_error,
             metrics=self.last_metrics, **extra,
         )
 
@@ -301,21 +302,43 @@ class Trainer:
         for name, value in metrics.items():
             if not math.isfinite(value):
                 raise Diverged(self.step, f"validation {name}", value)
-        record = {"step": self.step, "epoch": self.epoch, "split": "valid", "time": round(time.time(), 3), **metrics}
-        self.run.append_metrics([record])
+        records = [{"step": self.step, "epoch": self.epoch, "split": "valid", "time": round(time.time(), 3), **metrics}]
+        quality = self._quality()
+        if quality:
+            records.append({"step": self.step, "epoch": self.epoch, "split": "quality",
+                            "time": round(time.time(), 3), **quality})
+            metrics = self.last_metrics = {**metrics, **quality}
+        self.run.append_metrics(records)
         self._sample_grid(self.epoch)
         value = metrics.get(self.model.monitor)
-        better = value is not None and (
-            self.best is None or (value < self.best if self.model.monitor_lower_is_better else value > self.best)
-        )
-        if better:
+        if value is None and self.best is None and not self.run.best_checkpoint.exists():
+            better = True  # nothing measured the monitor yet: the latest is the best we know
+        else:
+            better = value is not None and (
+                self.best is None or (value < self.best if self.model.monitor_lower_is_better else value > self.best)
+            )
+        if better and value is not None:
             self.best = value
         self.save(self.run.last_checkpoint)
         if better:
             self.save(self.run.best_checkpoint, with_resume=False)
         for cb in self.callbacks:
-            cb.on_epoch_end(self, record)
+            cb.on_epoch_end(self, {**records[0], **quality})
         self._status("running", force=True)
+
+    def _quality(self) -> dict:
+        """Sample-quality scores every ``quality_every`` epochs and after the last one; {} otherwise."""
+        tc = self.config.train
+        if not tc.quality_every or (self.epoch % tc.quality_every and self.epoch != tc.epochs):
+            return {}
+        from genapp.evaluation.quality import sample_quality  # the classifier loads only when asked
+
+        try:
+            scores = sample_quality(self.model, n=tc.quality_samples, seed=tc.seed)
+        except Exception as e:  # a missing classifier must not end a training run
+            self.quality_error = f"sample-quality scores unavailable: {e}"
+            return {}
+        return {k: v for k, v in scores.items() if k not in ("samples",)}
 
     def _finish(self, state: str, **extra) -> RunResult:
         self._pending = []

@@ -1,0 +1,138 @@
+"""The GAN: shapes and ranges, who each update changes, interpolation, options."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genapp import data
+from genapp.config import ConfigError, TrainConfig
+from genapp.models import GAN, GANConfig
+from genapp.models.gan import interpolate_latents
+
+
+def small_gan(**options) -> GAN:
+    torch.manual_seed(0)
+    return GAN(GANConfig(latent_dim=8, generator_hidden=(16, 32), discriminator_hidden=(32, 16), **options))
+
+
+@pytest.fixture(scope="module")
+def batch() -> torch.Tensor:
+    return data.to_symmetric(data.load_mnist().train.images[:32])
+
+
+def snapshot(module: torch.nn.Module) -> dict:
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def changed(before: dict, module: torch.nn.Module) -> list[str]:
+    return [k for k, v in module.state_dict().items() if not torch.equal(before[k], v)]
+
+
+def test_seed_architecture():
+    model = GAN()
+    g = [(m.in_features, m.out_features) for m in model.generator if isinstance(m, torch.nn.Linear)]
+    d = [(m.in_features, m.out_features) for m in model.discriminator if isinstance(m, torch.nn.Linear)]
+    assert g == [(100, 128), (128, 256), (256, 512), (512, 1024), (1024, 784)]
+    assert d == [(784, 512), (512, 256), (256, 1)]
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in model.generator) == 3  # all hidden layers but the first
+    assert isinstance(model.generator[-1], torch.nn.Tanh)
+    assert model.latent_dim == 100
+
+
+def test_shapes_and_ranges(batch):
+    model = small_gan().eval()
+    images = model.generate(torch.randn(5, 8))
+    assert images.shape == (5, 1, 28, 28) and images.min() >= 0 and images.max() <= 1
+    assert model.discriminate(images).shape == (5,)
+    samples = model.sample(6, generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (6, 1, 28, 28)
+    assert torch.equal(samples, model.sample(6, generator=torch.Generator().manual_seed(0)))
+    parts = model.loss(batch)
+    assert {"loss", "d_loss", "g_loss", "d_real", "d_fake"} <= set(parts)
+
+
+def test_the_d_step_leaves_g_alone_and_the_g_step_leaves_d_alone(batch):
+    model = small_gan(d_warmup_steps=1)
+    optimizers = model.configure_optimizers(TrainConfig(lr=2e-4))
+    assert set(optimizers) == {"discriminator", "generator"}
+    g0, d0 = snapshot(model.generator), snapshot(model.discriminator)
+    model.train_step(batch, optimizers)  # warm-up: discriminator only
+    assert changed(d0, model.discriminator) and not [k for k in changed(g0, model.generator) if "running" not in k and "num_batches" not in k]
+
+    # A G update alone: run the step with the discriminator's optimizer disabled.
+    d1 = snapshot(model.discriminator)
+    g1 = snapshot(model.generator)
+    frozen = {"discriminator": torch.optim.SGD(model.discriminator.parameters(), lr=0.0),
+              "generator": optimizers["generator"]}
+    model.train_step(batch, frozen)
+    assert changed(d1, model.discriminator) == []
+    assert any("weight" in k for k in changed(g1, model.generator))
+
+
+def test_a_full_step_changes_both_players(batch):
+    model = small_gan()
+    optimizers = model.configure_optimizers(TrainConfig(lr=2e-4))
+    g0, d0 = snapshot(model.generator), snapshot(model.discriminator)
+    parts = model.train_step(batch, optimizers)
+    assert changed(g0, model.generator) and changed(d0, model.discriminator)
+    assert all(not v.requires_grad for v in parts.values())
+    assert int(model.steps_done) == 1
+
+
+def test_equilibrium_discriminator_loss_is_two_ln_two(batch):
+    model = small_gan()
+    with torch.no_grad():  # a discriminator that outputs logit 0: D = 1/2 everywhere
+        model.discriminator[-1].weight.zero_()
+        model.discriminator[-1].bias.zero_()
+    parts = model.loss(batch)
+    assert abs(parts["d_loss"].item() - 2 * torch.log(torch.tensor(2.0)).item()) < 1e-5
+    assert abs(parts["d_real"].item() - 0.5) < 1e-6
+
+
+def test_minimax_and_non_saturating_losses_differ(batch):
+    torch.manual_seed(1)
+    ns = small_gan(generator_loss="non_saturating").loss(batch)["g_loss"]
+    torch.manual_seed(1)
+    mm = small_gan(generator_loss="minimax").loss(batch)["g_loss"]
+    assert ns > 0 > mm  # -log D(G(z)) is positive, log(1 - D(G(z))) negative
+
+
+def test_interpolation_endpoints_and_slerp_norm():
+    model = small_gan().eval()
+    z0, z1 = torch.randn(8), torch.randn(8)
+    for mode in ("linear", "slerp"):
+        strip = model.interpolate(z0, z1, 7, mode=mode)
+        assert strip.shape == (7, 1, 28, 28)
+        assert torch.allclose(strip[0], model.generate(z0[None])[0], atol=1e-6)
+        assert torch.allclose(strip[-1], model.generate(z1[None])[0], atol=1e-6)
+    z1 = z1 / z1.norm() * z0.norm()
+    norms = interpolate_latents(z0, z1, 9, "slerp").norm(dim=1)
+    assert torch.allclose(norms, z0.norm().expand(9), rtol=1e-5)
+    linear_norms = interpolate_latents(z0, z1, 9, "linear").norm(dim=1)
+    assert linear_norms[4] < z0.norm() * 0.99  # a straight line cuts inside the sphere
+    with pytest.raises(ConfigError):
+        interpolate_latents(z0, z1, 1)
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="generator_loss"):
+        GANConfig(generator_loss="wasserstein")
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        GANConfig(label_smoothing=0.7)
+
+
+def test_a_tiny_gan_run_through_the_engine(tmp_path):
+    from genapp.config import RunConfig
+    from genapp.training import train
+
+    config = RunConfig("gan", GANConfig(latent_dim=8, generator_hidden=(16, 32), discriminator_hidden=(32, 16)),
+                       GAN.default_train_config(epochs=2, batch_size=64, train_size=256, valid_size=128,
+                                                sample_count=16, quality_every=0, device="cpu"))
+    assert config.train.lr == 2e-4
+    result = train(config, tmp_path / "runs", "gan")
+    assert result.state == "finished" and result.step == 8
+    records, _ = result.run.read_metrics()
+    assert {"d_loss", "g_loss", "d_real", "d_fake"} <= set(records[0])
+    assert [r["epoch"] for r in records if r["split"] == "valid"] == [1, 2]
+    assert result.run.best_checkpoint.exists()  # no quality scores: best is the latest
+    assert result.run.sample_epochs() == [0, 1, 2]
