@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from genapp.models.base import GenerativeModel
+from genapp.models.flow import Flow, FlowConfig
 from genapp.models.gan import GAN, GANConfig
 from genapp.models.vae import VAE, VAEConfig
 
-FAMILIES: dict[str, type[GenerativeModel]] = {VAE.name: VAE, GAN.name: GAN}
+FAMILIES: dict[str, type[GenerativeModel]] = {VAE.name: VAE, GAN.name: GAN, Flow.name: Flow}
 
 
 def get_family(name: object) -> type[GenerativeModel]:
@@ -17,4 +18,4 @@ def get_family(name: object) -> type[GenerativeModel]:
         raise ConfigError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)}") from None
 
 
-__all__ = ["FAMILIES", "GAN", "GANConfig", "GenerativeModel", "VAE", "VAEConfig", "get_family"]
+__all__ = ["FAMILIES", "Flow", "FlowConfig", "GAN", "GANConfig", "GenerativeModel", "VAE", "VAEConfig", "get_family"]
