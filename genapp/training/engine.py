@@ -311,8 +311,8 @@ class Trainer:
         self.run.append_metrics(records)
         self._sample_grid(self.epoch)
         value = metrics.get(self.model.monitor)
-        if value is None and self.best is None and not self.run.best_checkpoint.exists():
-            better = True  # nothing measured the monitor yet: the latest is the best we know
+        if value is None and self.best is None:
+            better = True  # the monitor was never measured: the latest is the best we know
         else:
             better = value is not None and (
                 self.best is None or (value < self.best if self.model.monitor_lower_is_better else value > self.best)
