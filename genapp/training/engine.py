@@ -371,8 +371,13 @@ def train(config: RunConfig, runs_dir: str | Path = "runs", run_name: str | None
         raise RunError(f"run {run.name} already exists in {runs_dir}; resume it or choose another name")
     run.create(config.to_dict())
     run.write_status("queued", pid=os.getpid())
+    return _fit(config, run, callbacks)
+
+
+def _fit(config: RunConfig, run: RunDir, callbacks, checkpoint: dict | None = None) -> RunResult:
+    """Build the trainer (a failure there, e.g. no data, still ends the run as failed) and train."""
     try:
-        trainer = Trainer(config, run, callbacks)
+        trainer = Trainer(config, run, callbacks, checkpoint)
     except BaseException as e:
         run.write_status("failed", error=f"{type(e).__name__}: {e}")
         raise
@@ -395,8 +400,7 @@ def resume(runs_dir: str | Path, run_name: str, callbacks=(), epochs: int | None
     else:
         checkpoint = None
         _truncate_metrics(run, 0)
-    trainer = Trainer(config, run, callbacks, checkpoint)
-    return trainer.fit()
+    return _fit(config, run, callbacks, checkpoint)
 
 
 def _truncate_metrics(run: RunDir, step: int) -> None:
