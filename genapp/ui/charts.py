@@ -18,14 +18,15 @@ PALETTE = qualitative.Plotly
 DIGIT_COLORS = qualitative.D3  # ten distinct colours, one per digit
 
 
-def _layout(fig: go.Figure, *, title: str, x: str, y: str, uirevision: str | None = None, height: int = 360) -> go.Figure:
+def _layout(fig: go.Figure, *, title: str, x: str, y: str, uirevision: str | None = None, height: int = 360,
+            hovermode: str = "x unified") -> go.Figure:
     # The title sits at the very top and the legend between it and the plot, so they never overlap.
     fig.update_layout(
         title=dict(text=title, font=dict(size=15), x=0, xanchor="left", y=1, yanchor="top", pad=dict(t=8)),
         height=height, margin=dict(l=10, r=10, t=80, b=10),
         xaxis_title=x, yaxis_title=y, uirevision=uirevision,
         legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0),
-        hovermode="x unified",
+        hovermode=hovermode,
     )
     return fig
 
@@ -81,7 +82,7 @@ def training_curves(train: dict[str, list], valid: dict[str, list], metric: str,
                         line=dict(width=2, color=PALETTE[1]), marker=dict(size=7),
                         customdata=epochs, hovertemplate="epoch %{customdata}: %{y:.2f}<extra>validation</extra>")
     _log_if_positive(fig, values, valid_values)
-    return _layout(fig, title=f"{metric} during training", x="step", y=metric, uirevision=uirevision)
+    return _layout(fig, title=f"{metric} during training", x="step", y=metric, uirevision=uirevision, height=420)
 
 
 def overlay_curves(histories: dict[str, tuple[dict, dict]], metric: str, uirevision: str = "overlay") -> go.Figure:
@@ -105,9 +106,8 @@ def overlay_curves(histories: dict[str, tuple[dict, dict]], metric: str, uirevis
             fig.add_scatter(x=valid_epochs, y=valid_values, mode="lines+markers", name=f"{name} validation",
                             legendgroup=name, line=dict(color=color, width=2))
     _log_if_positive(fig, *(np.asarray([v for v in valid.get(metric, []) if v is not None]) for _, valid in histories.values()))
-    fig.update_layout(hovermode="closest")
     return _layout(fig, title=f"{metric}: validation (solid) and smoothed training (dotted)", x="epoch",
-                   y=metric, uirevision=uirevision, height=420)
+                   y=metric, uirevision=uirevision, height=420, hovermode="closest")
 
 
 def _steps_per_epoch(valid: dict[str, list]) -> float | None:
@@ -135,11 +135,13 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray, indices: np.ndarray, 
         )
     if selected is not None and np.any(indices == selected):
         (row,) = np.flatnonzero(indices == selected)[:1]
-        fig.add_scatter(x=[points[row, 0]], y=[points[row, 1]], mode="markers", name="selected", hoverinfo="skip",
+        fig.add_scatter(x=[points[row, 0]], y=[points[row, 1]], mode="markers", name="selected", hoverinfo="skip", showlegend=False,
                         marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(width=3, color="black")))
-    fig.update_layout(hovermode="closest", legend_title_text="digit", dragmode="zoom", clickmode="event+select")
-    return _layout(fig, title="Test images in latent space (click a point)", x=axis_titles[0], y=axis_titles[1],
-                   uirevision=uirevision, height=460)
+    _layout(fig, title="Test images by digit (click a point)", x=axis_titles[0], y=axis_titles[1],
+            uirevision=uirevision, height=460, hovermode="closest")
+    fig.update_layout(clickmode="event+select", margin_t=40,
+                      legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top", title_text="digit"))
+    return fig
 
 
 def elbo_history(valid: dict[str, list], uirevision: str = "elbo") -> go.Figure:
@@ -149,7 +151,6 @@ def elbo_history(valid: dict[str, list], uirevision: str = "elbo") -> go.Figure:
         epochs, values = _series(valid, name, x="epoch")
         label = "reconstruction −log p(x|z)" if name == "recon" else "KL(q(z|x) ‖ p(z))"
         fig.add_scatter(x=epochs, y=values, name=label, mode="lines", stackgroup="elbo", line=dict(color=color))
-    fig.update_layout(hovermode="x unified")
     return _layout(fig, title="−ELBO = reconstruction + KL (validation)", x="epoch", y="nats per image",
                    uirevision=uirevision)
 
@@ -160,6 +161,7 @@ def kl_per_dimension(kl: np.ndarray, active: np.ndarray) -> go.Figure:
     colors = [PALETTE[0] if a else "lightgrey" for a in active]
     fig = go.Figure(go.Bar(x=dims, y=kl, marker_color=colors,
                            hovertemplate="z%{x}: %{y:.2f} nats<extra></extra>"))
-    fig.update_layout(hovermode="closest", xaxis=dict(tickmode="linear" if len(kl) <= 32 else "auto"))
-    return _layout(fig, title=f"KL of each latent dimension: {int(active.sum())} of {len(kl)} active",
-                   x="latent dimension", y="nats per image")
+    _layout(fig, title=f"KL of each latent dimension: {int(active.sum())} of {len(kl)} active",
+            x="latent dimension", y="nats per image", hovermode="closest")
+    fig.update_xaxes(tickmode="linear" if len(kl) <= 32 else "auto")
+    return fig

@@ -31,13 +31,17 @@ def _monitor(family: str) -> tuple[str, bool]:
 
 def config_summary(config: dict) -> tuple[str, str]:
     """("latent_dim=2, hidden=500,250", "3 epochs, batch 128, lr 0.002, ..."): the model config and
-    the main training settings, then any other training setting given a non-default value."""
+    the main training settings, then any other training setting that differs from the family's
+    defaults."""
     def text(value: object) -> str:
         return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
     model = ", ".join(f"{k}={text(v)}" for k, v in config.get("model", {}).items())
     train = dict(config.get("train", {}))
-    defaults = dataclasses.asdict(TrainConfig())
+    try:
+        defaults = dataclasses.asdict(get_family(config.get("family")).default_train_config())
+    except ConfigError:
+        defaults = dataclasses.asdict(TrainConfig())
     parts = [f"{train.pop('epochs', '?')} epochs", f"batch {train.pop('batch_size', '?')}",
              f"lr {train.pop('lr', '?')} {train.pop('lr_schedule', '')}".rstrip()]
     parts += [f"{k}={text(v)}" for k, v in train.items() if k in defaults and v != defaults[k]]
@@ -107,12 +111,12 @@ def _details(runs: list[RunDir], states: dict[str, RunState], settings: Settings
     with config:
         st.caption("Configuration")
         try:
-            st.json(run.read_config(), expanded=2)
+            st.json(run.read_config(), expanded=True)
         except RunError as e:
             st.error(str(e))
     with status:
         st.caption("Status")
-        st.json(json.loads(json.dumps(state.status, default=str)), expanded=False)
+        st.json(json.loads(json.dumps(state.status, default=str)), expanded=1)
         tail = log_tail(settings.runs_dir, name)
         if tail:
             with st.expander("End of the job's log (runs started here)"):

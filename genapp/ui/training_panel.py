@@ -21,6 +21,8 @@ from PIL import Image
 from genapp.config import LR_SCHEDULES, ConfigError, RunConfig, TrainConfig, coerce, from_dict
 from genapp.images import gif_bytes
 from genapp.models import get_family
+from genapp.models.flow import PRESETS as FLOW_PRESETS
+from genapp.models.gan import GENERATOR_LOSSES
 from genapp.training.launcher import LaunchError, pending_run_names, resume_run, run_state, start_run, stop_run
 from genapp.training.runs import RunDir, RunError, check_run_name, list_runs, new_run_name
 from genapp.ui import charts
@@ -44,6 +46,8 @@ LABELS = {
     "compile": "Compile the training step (torch.compile)",
     "log_every": "Steps between host synchronisations",
     "sample_count": "Images in each epoch's sample grid",
+    "quality_every": "Score samples every N epochs (0 = never)",
+    "quality_samples": "Samples scored each time",
     "data_dir": "MNIST directory of IDX files (empty = default)",
 }
 HELP = {
@@ -51,8 +55,10 @@ HELP = {
     "lr_schedule": "cosine decays the learning rate to 0 over the run, per epoch.",
     "compile": "A 20-30 s compile at the start, then faster steps.",
     "log_every": "Every step is still recorded; this only sets how often the job waits for the device.",
+    "quality_every": "With the project's MNIST classifier: how recognisable and how varied the samples are.",
 }
-CHOICES = {"lr_schedule": LR_SCHEDULES}
+# Text fields with a fixed set of values get a select box.
+CHOICES = {"lr_schedule": LR_SCHEDULES, "generator_loss": GENERATOR_LOSSES, "preset": FLOW_PRESETS}
 MAIN_TRAIN_FIELDS = ("epochs", "batch_size", "lr", "lr_schedule", "seed")
 SIDEBAR_FIELDS = ("device",)  # chosen once in the sidebar, not per run
 
@@ -82,9 +88,11 @@ class FormField:
 def form_fields(family: str) -> list[FormField]:
     """A widget per field of the family's config and of ``TrainConfig`` (but the device)."""
     fields = []
-    for section, cls in (("model", get_family(family).Config), ("train", TrainConfig)):
+    family_cls = get_family(family)
+    for section, cls, instance in (("model", family_cls.Config, family_cls.Config()),
+                                   ("train", TrainConfig, family_cls.default_train_config())):
         hints = typing.get_type_hints(cls)
-        defaults = dataclasses.asdict(cls())
+        defaults = dataclasses.asdict(instance)
         for f in dataclasses.fields(cls):
             if f.name not in SIDEBAR_FIELDS:
                 fields.append(FormField(family, section, f.name, hints[f.name], defaults[f.name]))
@@ -106,7 +114,7 @@ def draw_widget(field: FormField, on_change) -> None:
     elif field.hint is int:
         st.number_input(field.label, step=1, **common)
     elif field.hint is float:
-        step = 10.0 ** math.floor(math.log10(abs(field.default))) / 10 if field.default else 0.1
+        step = 10.0 ** math.floor(math.log10(abs(field.default))) / 10 if field.default else 0.01
         st.number_input(field.label, step=step, format="%g", **common)
     else:  # str, and tuples as comma-separated text
         st.text_input(field.label, **common)
@@ -225,7 +233,7 @@ def new_run_form(family: str, settings: Settings) -> None:
             _field_with_error(field, errors)
     st.text_input("Run name", key=f"{family}-run-name", placeholder="automatic: family-date-time-id")
     description = dict(devices()).get(settings.device, settings.device)
-    st.caption(f"Trains on **{settings.device}** ({description}); choose the device in the sidebar.")
+    st.caption(f"Trains on **{settings.device}**: {description}. Choose the device in the sidebar.")
     st.button("Start training", key=f"{family}-start", type="primary", on_click=_start, args=(family, settings))
     message = st.session_state.pop(f"{family}-start-message", None)
     if message:
@@ -282,11 +290,8 @@ def _live_view(run: RunDir, family: str, polling: bool) -> None:
         _actions(run, state, family)
         history = metrics_history(str(run.path))
         history.refresh()
-        curves, samples = st.columns([3, 2], gap="medium")
-        with curves:
-            _curves(run, history, family)
-        with samples:
-            _samples(run)
+        _curves(run, history, family)
+        _samples(run)
 
     live()
 
@@ -378,15 +383,18 @@ def _samples(run: RunDir) -> None:
     if not epochs:
         st.info("The first sample grid appears once the model is built.")
         return
-    shown = _scrubbed_epoch(run, epochs)
+    picture, controls = st.columns([2, 3], gap="large")
+    with controls:
+        shown = _scrubbed_epoch(run, epochs)
+        st.caption("The same noise decoded after every epoch: scrub back to watch the digits form.")
+        st.download_button(
+            "Download the progress as a GIF", data=lambda: progress_gif(run), file_name=f"{run.name}-samples.gif",
+            mime="image/gif", key=f"gif-{run.path}", on_click="ignore",
+        )
     grid = read_grid(run.sample_path(shown))
     if grid is not None:
         caption = "before training" if shown == 0 else f"after epoch {shown}"
-        st.image(grid, caption=f"Samples from fixed noise, {caption}", width=320)
-    st.download_button(
-        "Download the progress as a GIF", data=lambda: progress_gif(run), file_name=f"{run.name}-samples.gif",
-        mime="image/gif", key=f"gif-{run.path}", on_click="ignore",
-    )
+        picture.image(grid, caption=f"Samples from fixed noise, {caption}", width="stretch")
 
 
 def _scrubbed_epoch(run: RunDir, epochs: list[int]) -> int:
@@ -435,7 +443,7 @@ def state_keys(family: str) -> list[str]:
 
 def render(family: str, settings: Settings) -> None:
     """The panel: the new-run form on the left, the chosen run on the right."""
-    form, view = st.columns([1, 3], gap="large")
+    form, view = st.columns([1, 2.6], gap="large")
     with form:
         new_run_form(family, settings)
     with view:

@@ -47,6 +47,21 @@ def pretrained_dir(tmp_path_factory, trained_runs) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def digits_checkpoints(tmp_path_factory) -> Path:
+    """A checkpoints folder whose ``vae-z2.pt`` draws blurry but recognisable digits (10-30 s of
+    training), so the browser test's screenshots show what a user would see."""
+    root = tmp_path_factory.mktemp("digits")
+    config = tiny_config(latent_dim=2, epochs=2, train_size=4096, valid_size=256, sample_count=64, lr=3e-3,
+                         log_every=8)
+    config.model.hidden = (256, 128)
+    train(config, root / "runs", "digits-z2")
+    folder = root / "checkpoints"
+    folder.mkdir()
+    shutil.copy(RunDir(root / "runs" / "digits-z2").best_checkpoint, folder / "vae-z2.pt")
+    return folder
+
+
 @pytest.fixture
 def runs_copy(tmp_path, trained_runs) -> Path:
     """A private copy of the trained runs, for tests that add or delete runs."""

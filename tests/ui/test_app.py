@@ -13,6 +13,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from genapp.checkpoint import CheckpointError
+from genapp.models import FAMILIES
 from genapp.training.runs import RunDir
 from genapp.ui import charts, pictures, training_panel
 from genapp.ui.resources import model_from_upload
@@ -170,6 +171,14 @@ def test_presets_fill_the_form_and_edits_make_it_custom(app_env):
     at.number_input(key="vae-train-epochs").set_value(41)
     run(at)
     assert at.selectbox(key="vae-preset").value == "Custom"
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f != "vae"])
+def test_every_other_family_gets_the_training_panel(app_env, family):
+    at = start_app(tab=FAMILIES[family].__name__)
+    assert at.selectbox(key=f"{family}-preset").value == "Seed reproduction"
+    assert at.button(key=f"{family}-start")
+    assert f"No {family} runs in" in texts(at)
 
 
 def test_an_invalid_config_is_refused_inline(app_env):

@@ -1,0 +1,187 @@
+"""End to end in a real headless browser: Debian's chromium driven by Playwright for Python.
+
+Starts ``streamlit run app.py`` on a free port against temporary runs and checkpoints, moves the
+manifold sliders, starts a tiny run from the Train tab and watches its curve grow, and saves a
+screenshot of each tab to tests/artifacts/. Skips when /usr/bin/chromium or playwright is missing.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from genapp.training.runs import RunDir
+
+from .conftest import REPO, wait_for, wait_for_state
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+WIDTH = 1400
+
+if not CHROMIUM.is_file():
+    pytest.skip("no /usr/bin/chromium (apt-get install -y chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the Python package) is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path, runs_copy, digits_checkpoints):
+    """A streamlit server on the test runs and checkpoints; yields (url, runs folder)."""
+    port = free_port()
+    env = dict(os.environ, GENAPP_RUNS_DIR=str(runs_copy), GENAPP_CHECKPOINTS_DIR=str(digits_checkpoints))
+    log = open(tmp_path / "server.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _healthy(url), timeout=90, what="the streamlit server")
+        yield url, runs_copy
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def page(server):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
+        page.set_default_timeout(120_000)
+        page.goto(server[0])
+        wait_idle(page)
+        yield page
+        browser.close()
+
+
+def wait_idle(page) -> None:
+    page.wait_for_selector(IDLE)
+    page.wait_for_timeout(500)
+    page.wait_for_selector(IDLE)
+
+
+def screenshot(page, name: str) -> None:
+    """The whole page: the viewport is stretched to the app's height first (the app scrolls
+    inside its own container, so Playwright's full_page alone would cut it)."""
+    height = page.evaluate("document.querySelector('[data-testid=stMainBlockContainer]').scrollHeight")
+    page.set_viewport_size({"width": WIDTH, "height": min(8000, height + 120)})
+    page.wait_for_timeout(800)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    page.set_viewport_size({"width": WIDTH, "height": 1000})
+
+
+def press_slider(page, key: str, keypress: str, times: int) -> None:
+    thumb = page.locator(f".st-key-{key} input[type=range]")
+    thumb.focus()
+    for _ in range(times):
+        thumb.press(keypress)
+    wait_idle(page)
+
+
+def fill(page, key: str, value: str) -> None:
+    field = page.locator(f".st-key-{key} input")
+    field.fill(value)
+    field.press("Enter")
+    wait_idle(page)
+
+
+def image_sources(page) -> list[str]:
+    return page.eval_on_selector_all("[data-testid=stMain] img", "els => els.map(e => e.src)")
+
+
+def scatter_point_position(page, trace: int) -> tuple[float, float]:
+    """Page coordinates of the first point of a trace of the latent scatter."""
+    page.locator(".st-key-vae-latent").scroll_into_view_if_needed()
+    position = page.evaluate("""(trace) => {
+        const gd = document.querySelector('.st-key-vae-latent .js-plotly-plot');
+        const layout = gd._fullLayout, data = gd._fullData[trace], box = gd.getBoundingClientRect();
+        return [box.left + layout.margin.l + layout.xaxis.l2p(data.x[0]),
+                box.top + layout.margin.t + layout.yaxis.l2p(data.y[0])];
+    }""", trace)
+    return position[0], position[1]
+
+
+def curve_points(page) -> int:
+    """Points plotted in the training chart's per-step trace (0 before the chart exists)."""
+    return page.evaluate("""() => {
+        const gd = document.querySelector('.st-key-vae-curves .js-plotly-plot');
+        if (!gd || !gd.calcdata) return 0;
+        const i = gd.data.findIndex(t => t.name === 'per step');
+        return i < 0 ? 0 : gd.calcdata[i].length;
+    }""")
+
+
+def test_explore_slide_train_and_watch(page, server):
+    _, runs = server
+    # Explore: the pretrained (tiny) 2-D model, steered with the keyboard on the sliders.
+    assert page.get_by_text("decoded at z = (0.00, 0.00)").is_visible()
+    before = image_sources(page)
+    press_slider(page, "vae-z1", "ArrowRight", 10)
+    press_slider(page, "vae-z2", "ArrowLeft", 4)
+    page.get_by_text("decoded at z = (0.50, -0.20)").wait_for()
+    changed = [a for a, b in zip(image_sources(page), before) if a != b]
+    assert len(changed) == 2  # the decoded digit and the marked manifold; nothing else
+
+    # A click on a point of the latent scatter shows that test image and its reconstruction.
+    x, y = scatter_point_position(page, trace=1)
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    page.get_by_text("its reconstruction").wait_for()
+    wait_idle(page)
+    screenshot(page, "explore")
+
+    # Train: a tiny run from the form; its curve grows while the page polls.
+    page.get_by_role("tab", name="Train").click()
+    wait_idle(page)
+    fill(page, "vae-model-hidden", "64,32")
+    fill(page, "vae-train-epochs", "25")
+    fill(page, "vae-train-batch_size", "32")
+    page.get_by_text("More options").click()
+    fill(page, "vae-train-train_size", "512")
+    fill(page, "vae-train-valid_size", "128")
+    fill(page, "vae-run-name", "browser-run")
+    page.locator(".st-key-vae-start button").click()
+    counts = []
+    run = RunDir(runs / "browser-run")
+
+    def grown() -> bool:
+        counts.append(curve_points(page))
+        return len(set(c for c in counts if c)) >= 2
+
+    wait_for(grown, timeout=180, interval=1.0, what="the training curve to grow")
+    assert wait_for_state(run, ("finished", "failed"), timeout=240) == "finished"
+    page.get_by_text("finished").first.wait_for()
+    wait_idle(page)
+    assert curve_points(page) >= max(counts)
+    screenshot(page, "train")
+
+    # Runs: the new run beside the fixtures' runs.
+    page.get_by_role("tab", name="Runs").click()
+    wait_idle(page)
+    page.get_by_text("3 runs in").wait_for()
+    screenshot(page, "runs")
