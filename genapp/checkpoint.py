@@ -86,6 +86,20 @@ def save_checkpoint(
     atomic_write(Path(path), lambda f: torch.save(payload, f))
 
 
+def write_half_precision(source: str | Path, target: str | Path) -> None:
+    """Copy a checkpoint with its floating-point weights stored as float16 (half the bytes).
+
+    Loading upcasts them into the float32 model, so the figures measured on ``target`` are those
+    of the weights as shipped.
+    """
+    payload = read_checkpoint(source)
+    payload["state_dict"] = {
+        k: v.half() if v.is_floating_point() else v for k, v in payload["state_dict"].items()
+    }
+    payload["weights_dtype"] = "float16"
+    atomic_write(Path(target), lambda f: torch.save(payload, f))
+
+
 def read_checkpoint(path: str | Path, family: str | None = None) -> dict:
     """Load and check a checkpoint dict; ``family`` (if given) must match."""
     path = Path(path)

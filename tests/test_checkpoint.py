@@ -116,3 +116,16 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path):
     with pytest.raises(CheckpointError):
         genapp.load_model(raw)
     assert not marker.exists()
+
+
+def test_half_precision_copy_is_half_the_size_and_loads_as_float32(saved, tmp_path):
+    from genapp.checkpoint import write_half_precision
+
+    model, path = saved
+    half = tmp_path / "half.pt"
+    write_half_precision(path, half)
+    assert half.stat().st_size < 0.6 * path.stat().st_size
+    loaded = genapp.load_model(half)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    z = torch.randn(4, 3)
+    assert torch.allclose(loaded.decode(z), model.decode(z), atol=1e-2)

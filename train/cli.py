@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--k", type=int, default=1000, help="importance samples for the VAE's IWAE bound (default 1000)")
     x.add_argument("--data-dir", default="", help="directory of MNIST IDX files")
     x.add_argument("--quality-samples", type=int, default=10_000, help="samples scored by the classifier (0 = skip)")
+    x.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
     return parser
 
 
@@ -156,7 +157,7 @@ def run_export(args: argparse.Namespace) -> int:
     import shutil
 
     from genapp import manifest
-    from genapp.checkpoint import load_model
+    from genapp.checkpoint import load_model, write_half_precision
     from genapp.evaluation import evaluate
     from genapp.training import RunDir
 
@@ -168,7 +169,10 @@ def run_export(args: argparse.Namespace) -> int:
     config = run.read_config()
     target = manifest.CHECKPOINTS_DIR / f"{args.name}.pt"
     target.parent.mkdir(exist_ok=True)
-    shutil.copyfile(run.best_checkpoint, target)
+    if args.half:
+        write_half_precision(run.best_checkpoint, target)
+    else:
+        shutil.copyfile(run.best_checkpoint, target)
     model = load_model(target)
     start = time.perf_counter()
     figures = evaluate(model, data_dir=args.data_dir or None, k=args.k, quality_samples=args.quality_samples)
@@ -190,7 +194,7 @@ def run_export(args: argparse.Namespace) -> int:
         "device_name": status.get("device_name"),
         "threads": status.get("threads"),
         "command": f"{manifest.train_command(config, args.run)} && "
-                   f"python -m train export {args.run} --name {args.name} --k {args.k}",
+                   f"python -m train export {args.run} --name {args.name} --k {args.k}" + (" --half" if args.half else ""),
         "eval_command": f"python -m train eval checkpoints/{target.name} --k {args.k}",
         "eval_seconds": round(eval_seconds, 1),
     }
