@@ -50,12 +50,24 @@ LABELS = {
     "quality_samples": "Samples scored each time",
     "data_dir": "MNIST directory of IDX files (empty = default)",
 }
+# Where one field name means different things in different families.
+FAMILY_LABELS = {
+    ("gan", "generator_hidden"): "Generator layer sizes",
+    ("gan", "discriminator_hidden"): "Discriminator layer sizes",
+    ("gan", "d_warmup_steps"): "Discriminator-only steps first",
+    ("gan", "same_noise"): "Generator step reuses the discriminator's noise",
+    ("gan", "beta1"): "Adam β1",
+    ("flow", "preset"): "Architecture",
+    ("flow", "hidden"): "Hidden width of the coupling networks",
+    ("flow", "mlp_layers"): "Hidden layers per coupling network",
+    ("flow", "grad_clip"): "Gradient-norm clipping (0 = off)",
+}
 HELP = {
-    "hidden": "Comma-separated, from the image inwards; the decoder mirrors them.",
-    "lr_schedule": "cosine decays the learning rate to 0 over the run, per epoch.",
-    "compile": "A 20-30 s compile at the start, then faster steps.",
-    "log_every": "Every step is still recorded; this only sets how often the job waits for the device.",
-    "quality_every": "With the project's MNIST classifier: how recognisable and how varied the samples are.",
+    ("vae", "hidden"): "From the image inwards; the decoder mirrors them.",
+    ("train", "lr_schedule"): "cosine decays the learning rate to 0 over the run, per epoch.",
+    ("train", "compile"): "A 20-30 s compile at the start, then faster steps.",
+    ("train", "log_every"): "Every step is still recorded; this only sets how often the job waits for the device.",
+    ("train", "quality_every"): "With the project's MNIST classifier: how recognisable and how varied the samples are.",
 }
 # Text fields with a fixed set of values get a select box.
 CHOICES = {"lr_schedule": LR_SCHEDULES, "generator_loss": GENERATOR_LOSSES, "preset": FLOW_PRESETS}
@@ -82,7 +94,15 @@ class FormField:
 
     @property
     def label(self) -> str:
-        return LABELS.get(self.name, self.name.replace("_", " ").capitalize())
+        default = LABELS.get(self.name, self.name.replace("_", " ").capitalize())
+        return FAMILY_LABELS.get((self.family, self.name), default)
+
+    @property
+    def help(self) -> str | None:
+        text = HELP.get((self.family, self.name)) or HELP.get((self.section, self.name))
+        if typing.get_origin(self.hint) is tuple:
+            text = f"Comma-separated, e.g. {widget_value(self, self.default)}. {text or ''}".strip()
+        return text
 
 
 def form_fields(family: str) -> list[FormField]:
@@ -106,7 +126,7 @@ def widget_value(field: FormField, value: typing.Any) -> typing.Any:
 
 def draw_widget(field: FormField, on_change) -> None:
     """The widget for ``field``'s type; its value lives in ``st.session_state[field.key]``."""
-    common = dict(key=field.key, help=HELP.get(field.name), on_change=on_change, args=(field.family,))
+    common = dict(key=field.key, help=field.help, on_change=on_change, args=(field.family,))
     if field.hint is bool:
         st.checkbox(field.label, **common)
     elif field.name in CHOICES:
@@ -317,8 +337,8 @@ def _status(run: RunDir, state) -> None:
 
 
 def _progress_text(status: dict, active: bool) -> str:
-    parts = [f"epoch {status.get('epoch', 0)}/{status.get('epochs', '?')}",
-             f"step {status.get('step', 0):,}/{status.get('total_steps', 0):,}"]
+    parts = [f"{status.get('epoch', 0)} of {status.get('epochs', '?')} epochs done",
+             f"step {status.get('step', 0):,} of {status.get('total_steps', 0):,}"]
     if active and status.get("images_per_s"):
         parts.append(f"{status['images_per_s']:,.0f} images/s")
     if active and status.get("eta_s") is not None:
@@ -372,7 +392,10 @@ def _curves(run: RunDir, history, family: str) -> None:
     if not names:
         st.info("The loss curves appear with the first training steps.")
         return
-    metric = st.radio("Metric", names, horizontal=True, key=f"{family}-curve-metric")
+    key = f"{family}-curve-metric"
+    if st.session_state.get(key) not in names:  # first view, or a run that logs other metrics
+        st.session_state[key] = "loss" if "loss" in names else names[0]
+    metric = st.radio("Metric", names, horizontal=True, key=key)
     fig = charts.training_curves(history.columns("train"), history.columns("valid"), metric, uirevision=run.name)
     st.plotly_chart(fig, key=f"{family}-curves", config={"displaylogo": False})
 
@@ -383,7 +406,7 @@ def _samples(run: RunDir) -> None:
     if not epochs:
         st.info("The first sample grid appears once the model is built.")
         return
-    picture, controls = st.columns([2, 3], gap="large")
+    picture, controls = st.columns(2, gap="large")
     with controls:
         shown = _scrubbed_epoch(run, epochs)
         st.caption("The same noise decoded after every epoch: scrub back to watch the digits form.")

@@ -137,7 +137,7 @@ def describe(model: VAE, source: Source) -> str:
 
 
 @dataclass
-class TestAnalysis:
+class LatentAnalysis:
     """What the tab shows about the test set, computed once per model."""
 
     points: np.ndarray  # float [SCATTER_POINTS, 2]: latent means, or their first two principal components
@@ -150,12 +150,12 @@ class TestAnalysis:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Encoding the test images…")
-def test_analysis(_model: VAE, model_key: str) -> TestAnalysis:
+def latent_analysis(_model: VAE, model_key: str) -> LatentAnalysis:
     test = test_split()
     encodings = encode_images(_model, test.images)
     points, caption = project_2d(encodings.mean[:SCATTER_POINTS])
     axes = ("z1", "z2") if _model.latent_dim <= 2 else ("principal component 1", "principal component 2")
-    return TestAnalysis(
+    return LatentAnalysis(
         points=points.numpy(), axes=axes, caption=caption, labels=test.labels[:SCATTER_POINTS].numpy(),
         kl=kl_per_dimension(encodings).numpy(), active=active_units(encodings).numpy(),
         figures=_model.validate(test.images),
@@ -221,7 +221,7 @@ def _remember_pick() -> None:
 @st.fragment
 def latent_section(model: VAE, model_key: str) -> None:
     st.subheader("Test images in latent space")
-    analysis = test_analysis(model, model_key)
+    analysis = latent_analysis(model, model_key)
     picked = st.session_state.get("vae-picked")
     chart, detail = st.columns([3, 2], gap="large")
     with chart:
@@ -273,7 +273,7 @@ def samples_section(model: VAE) -> None:
 
 def elbo_section(model: VAE, model_key: str, source: Source) -> None:
     st.subheader("The ELBO and active units")
-    analysis = test_analysis(model, model_key)
+    analysis = latent_analysis(model, model_key)
     figures = analysis.figures
     columns = st.columns(3)
     columns[0].metric("Test −ELBO (nats)", f"{figures['loss']:.2f}")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from genapp.data import load_mnist
 from genapp.training.runs import RunDir
 
 from .conftest import REPO, wait_for, wait_for_state
@@ -117,11 +118,12 @@ def image_sources(page) -> list[str]:
 def scatter_point_position(page, trace: int) -> tuple[float, float]:
     """Page coordinates of the first point of a trace of the latent scatter."""
     page.locator(".st-key-vae-latent").scroll_into_view_if_needed()
+    page.wait_for_timeout(500)  # let the scroll settle before reading positions
     position = page.evaluate("""(trace) => {
         const gd = document.querySelector('.st-key-vae-latent .js-plotly-plot');
         const layout = gd._fullLayout, data = gd._fullData[trace], box = gd.getBoundingClientRect();
-        return [box.left + layout.margin.l + layout.xaxis.l2p(data.x[0]),
-                box.top + layout.margin.t + layout.yaxis.l2p(data.y[0])];
+        return [box.left + layout.xaxis._offset + layout.xaxis.l2p(data.x[0]),
+                box.top + layout.yaxis._offset + layout.yaxis.l2p(data.y[0])];
     }""", trace)
     return position[0], position[1]
 
@@ -150,8 +152,10 @@ def test_explore_slide_train_and_watch(page, server):
     # A click on a point of the latent scatter shows that test image and its reconstruction.
     x, y = scatter_point_position(page, trace=1)
     page.mouse.move(x, y)
+    page.wait_for_timeout(300)
     page.mouse.click(x, y)
-    page.get_by_text("its reconstruction").wait_for()
+    first_one = int((load_mnist().test.labels == 1).nonzero()[0])  # trace 1 = digit 1, in test-set order
+    page.get_by_text(f"test image {first_one} (digit 1)").first.wait_for()
     wait_idle(page)
     screenshot(page, "explore")
 
@@ -174,11 +178,16 @@ def test_explore_slide_train_and_watch(page, server):
         return len(set(c for c in counts if c)) >= 2
 
     wait_for(grown, timeout=180, interval=1.0, what="the training curve to grow")
+    screenshot(page, "train-running")
     assert wait_for_state(run, ("finished", "failed"), timeout=240) == "finished"
     page.get_by_text("finished").first.wait_for()
     wait_idle(page)
     assert curve_points(page) >= max(counts)
     screenshot(page, "train")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the progress as a GIF").click()
+    gif = Path(download.value.path())
+    assert download.value.suggested_filename == "browser-run-samples.gif" and gif.read_bytes()[:6] == b"GIF89a"
 
     # Runs: the new run beside the fixtures' runs.
     page.get_by_role("tab", name="Runs").click()
