@@ -14,6 +14,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 MAX_POINTS = 2000  # per trace; a 300-epoch run logs over 100k steps
+WARMUP_MIN_STEPS = 200  # longer curves get a y axis fitted to what follows their first steps
+WARMUP_FRACTION = 0.02
 PALETTE = qualitative.Plotly
 DIGIT_COLORS = qualitative.D3  # ten distinct colours, one per digit
 
@@ -31,10 +33,14 @@ def _layout(fig: go.Figure, *, title: str, x: str, y: str, uirevision: str | Non
     return fig
 
 
+def smoothing_span(n: int) -> int:
+    """Span of the moving average for a series of n steps: ~2% of it, within 10..500."""
+    return int(min(500, max(10, n / 50)))
+
+
 def smooth(values: Sequence[float]) -> np.ndarray:
-    """Exponential moving average of a noisy per-step series, span ~2% of its length (>= 10)."""
-    span = int(min(500, max(10, len(values) / 50)))
-    return pd.Series(values, dtype="float64").ewm(span=span).mean().to_numpy()
+    """Exponential moving average of a noisy per-step series (see ``smoothing_span``)."""
+    return pd.Series(values, dtype="float64").ewm(span=smoothing_span(len(values))).mean().to_numpy()
 
 
 def thin(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
@@ -54,10 +60,18 @@ def _series(columns: dict[str, list], metric: str, x: str = "step") -> tuple[np.
     return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
 
 
-def _log_if_positive(fig: go.Figure, *arrays: np.ndarray) -> None:
+def _log_if_positive(fig: go.Figure, *arrays: np.ndarray) -> bool:
+    """A logarithmic y axis when every value is positive; returns whether it is one."""
     values = np.concatenate([a for a in arrays if len(a)]) if any(len(a) for a in arrays) else np.empty(0)
-    if len(values) and np.all(values > 0):
+    log = bool(len(values)) and bool(np.all(values > 0))
+    if log:
         fig.update_yaxes(type="log")
+        low, high = float(values.min()), float(values.max())
+        if high / low >= 10:  # over a decade plotly labels 20 as "2": name the ticks in full
+            ticks = [m * 10.0**e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+                     for m in (1, 2, 3, 5) if low <= m * 10.0**e <= high]
+            fig.update_yaxes(tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
+    return log
 
 
 def training_curves(train: dict[str, list], valid: dict[str, list], metric: str, uirevision: str) -> go.Figure:
@@ -81,8 +95,24 @@ def training_curves(train: dict[str, list], valid: dict[str, list], metric: str,
         fig.add_scatter(x=valid_steps, y=valid_values, name="validation (per epoch)", mode="lines+markers",
                         line=dict(width=2, color=PALETTE[1]), marker=dict(size=7),
                         customdata=epochs, hovertemplate="epoch %{customdata}: %{y:.2f}<extra>validation</extra>")
-    _log_if_positive(fig, values, valid_values)
+    log = _log_if_positive(fig, values, valid_values)
+    if len(values) > WARMUP_MIN_STEPS:
+        _focus_after_warmup(fig, smooth(values), values, valid_values, log)
     return _layout(fig, title=f"{metric} during training", x="step", y=metric, uirevision=uirevision, height=420)
+
+
+def _focus_after_warmup(fig: go.Figure, smoothed: np.ndarray, raw: np.ndarray, valid: np.ndarray, log: bool) -> None:
+    """Fit the y axis to the curve after its first steps, whose values are often many times
+    larger and would flatten the rest (a double click on the chart still shows everything)."""
+    # Past 3 spans the average has forgotten the first steps (their weight is below 0.3%).
+    skip = min(len(smoothed) // 2, max(int(len(smoothed) * WARMUP_FRACTION), 3 * smoothing_span(len(smoothed))))
+    low = min(raw[skip:].min(), valid.min() if len(valid) else np.inf)
+    high = max(smoothed[skip:].max(), valid[1:].max() if len(valid) > 1 else -np.inf)
+    if log and low > 0:
+        fig.update_yaxes(range=[math.log10(low) - 0.01, math.log10(high) + 0.02])
+    else:
+        margin = 0.05 * (high - low or 1.0)
+        fig.update_yaxes(range=[low - margin, high + margin])
 
 
 def overlay_curves(histories: dict[str, tuple[dict, dict]], metric: str, uirevision: str = "overlay") -> go.Figure:
@@ -93,6 +123,7 @@ def overlay_curves(histories: dict[str, tuple[dict, dict]], metric: str, uirevis
     runs with other batch or training-set sizes take different numbers of steps per epoch.
     """
     fig = go.Figure()
+    plotted: list[np.ndarray] = []
     for i, (name, (train, valid)) in enumerate(histories.items()):
         color = PALETTE[i % len(PALETTE)]
         valid_epochs, valid_values = _series(valid, metric, x="epoch")
@@ -100,12 +131,15 @@ def overlay_curves(histories: dict[str, tuple[dict, dict]], metric: str, uirevis
         steps_per_epoch = _steps_per_epoch(valid)
         if len(steps) and steps_per_epoch:
             keep = thin(len(steps))
-            fig.add_scatter(x=(steps[keep] + 1) / steps_per_epoch, y=smooth(values)[keep], mode="lines",
+            smoothed = smooth(values)[keep]
+            fig.add_scatter(x=(steps[keep] + 1) / steps_per_epoch, y=smoothed, mode="lines",
                             name=f"{name} train", legendgroup=name, line=dict(color=color, width=1.5, dash="dot"))
+            plotted.append(smoothed)
         if len(valid_epochs):
             fig.add_scatter(x=valid_epochs, y=valid_values, mode="lines+markers", name=f"{name} validation",
                             legendgroup=name, line=dict(color=color, width=2))
-    _log_if_positive(fig, *(np.asarray([v for v in valid.get(metric, []) if v is not None]) for _, valid in histories.values()))
+            plotted.append(valid_values)
+    _log_if_positive(fig, *plotted)
     return _layout(fig, title=f"{metric}: validation (solid) and smoothed training (dotted)", x="epoch",
                    y=metric, uirevision=uirevision, height=420, hovermode="closest")
 

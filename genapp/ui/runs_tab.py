@@ -29,6 +29,13 @@ def _monitor(family: str) -> tuple[str, bool]:
     return cls.monitor, cls.monitor_lower_is_better
 
 
+def _family(run: RunDir) -> str:
+    try:
+        return str(run.read_config().get("family", "?"))
+    except RunError:
+        return "?"
+
+
 def config_summary(config: dict) -> tuple[str, str]:
     """("latent_dim=2, hidden=500,250", "3 epochs, batch 128, lr 0.002, ..."): the model config and
     the main training settings, then any other training setting that differs from the family's
@@ -82,8 +89,9 @@ def _runs_table(runs: list[RunDir], states: dict[str, RunState]) -> None:
 def _overlay(runs: list[RunDir]) -> None:
     """Pick runs; their validation and smoothed training curves on one chart."""
     names = [run.name for run in runs]
-    if "runs-compare" not in st.session_state:
-        st.session_state["runs-compare"] = names[:2]
+    if "runs-compare" not in st.session_state:  # first look: the newest runs of the newest run's family
+        family = _family(runs[0])
+        st.session_state["runs-compare"] = [run.name for run in runs if _family(run) == family][:3]
     st.session_state["runs-compare"] = [n for n in st.session_state["runs-compare"] if n in names]
     chosen = st.multiselect("Overlay the curves of", names, key="runs-compare")
     histories = {}
@@ -94,8 +102,9 @@ def _overlay(runs: list[RunDir]) -> None:
     if not metrics:
         st.info("Choose runs that have finished at least one epoch to compare their curves.")
         return
-    if st.session_state.get("runs-metric") not in metrics:
-        st.session_state["runs-metric"] = "loss" if "loss" in metrics else metrics[0]
+    if st.session_state.get("runs-metric") not in metrics:  # the metric that picks best.pt, if logged
+        monitor, _ = _monitor(_family(runs[names.index(chosen[0])]))
+        st.session_state["runs-metric"] = monitor if monitor in metrics else metrics[0]
     metric = st.selectbox("Metric", metrics, key="runs-metric")
     st.plotly_chart(charts.overlay_curves(histories, metric), key="runs-overlay", config={"displaylogo": False})
 

@@ -293,8 +293,9 @@ def run_view(family: str, settings: Settings) -> None:
         st.info(f"No {family} runs in {settings.runs_dir} yet: start one with the form.")
         return
     key = f"{family}-watched"
-    if st.session_state.get(key) not in names:
-        st.session_state[key] = names[0]
+    if st.session_state.get(key) not in names:  # first look: a run in progress, else the newest
+        active = [n for n in names if run_state(RunDir(settings.runs_dir / n), job_table()).active]
+        st.session_state[key] = (active or names)[0]
     name = st.selectbox("Run", names, key=key)
     run = RunDir(settings.runs_dir / name)
     _live_view(run, family, polling=run_state(run, job_table()).active)

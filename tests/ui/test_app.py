@@ -307,3 +307,19 @@ def test_progress_gif_has_a_frame_per_epoch(trained_runs):
 
 def test_format_duration():
     assert [training_panel.format_duration(s) for s in (12, 75, 3725)] == ["12 s", "1 min 15 s", "1 h 02 min"]
+
+
+def test_log_axes_name_their_ticks_over_a_decade():
+    train = {"step": [0, 1, 2, 3], "loss": [30.0, 10.0, 5.0, 3.0]}
+    valid = {"step": [3], "epoch": [1], "loss": [2.7]}
+    figure = charts.overlay_curves({"run": (train, valid)}, "loss")
+    assert figure.layout.yaxis.type == "log"
+    assert list(figure.layout.yaxis.ticktext) == ["3", "5", "10", "20", "30"]
+
+
+def test_long_curves_are_framed_after_their_first_steps():
+    n = 1000
+    values = [500.0] * 10 + [100.0 - i * 0.01 for i in range(n - 10)]
+    figure = charts.training_curves({"step": list(range(n)), "loss": values}, {}, "loss", uirevision="r")
+    low, high = figure.layout.yaxis.range
+    assert 10**high < 150 and 10**low > 80  # the early 500s are off the initial view
