@@ -6,8 +6,11 @@ history up to its checkpoint.
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
+
+import numpy as np
 
 from genapp.training.runs import RunDir
 
@@ -18,8 +21,8 @@ class MetricsHistory:
     """Columns of a run's ``metrics.jsonl``, per split.
 
     ``columns("train")`` maps "step", "epoch" and each metric name ("loss", "recon", ...) to a
-    list with one entry per record (None where a record lacks that metric). Thread-safe: one
-    instance may serve every browser tab that watches the run.
+    float array [records] (NaN where a record lacks that metric). Thread-safe: one instance may
+    serve every browser tab that watches the run.
     """
 
     def __init__(self, run: RunDir) -> None:
@@ -52,19 +55,19 @@ class MetricsHistory:
         columns = self._splits.setdefault(str(record["split"]), {"step": [], "epoch": []})
         length = len(columns["step"])
         for name, value in record.items():
-            if name in ("split", "time"):
+            if name in ("split", "time") or not isinstance(value, (int, float)):
                 continue
             if name not in columns:
-                columns[name] = [None] * length
+                columns[name] = [math.nan] * length
             columns[name].append(value)
         for values in columns.values():
             if len(values) == length:  # a metric this record lacks
-                values.append(None)
+                values.append(math.nan)
 
-    def columns(self, split: str) -> dict[str, list]:
-        """A snapshot of the split's columns (copies, safe to use while others refresh)."""
+    def columns(self, split: str) -> dict[str, np.ndarray]:
+        """A snapshot of the split's columns as float arrays (copies: safe while others refresh)."""
         with self._lock:
-            return {name: list(values) for name, values in self._splits.get(split, {}).items()}
+            return {name: np.array(values, dtype=float) for name, values in self._splits.get(split, {}).items()}
 
     def metric_names(self, split: str = "train") -> list[str]:
         with self._lock:
@@ -72,9 +75,9 @@ class MetricsHistory:
 
     def best(self, metric: str, lower_is_better: bool = True) -> tuple[float, int] | None:
         """(best validation value of ``metric``, its epoch), or None before the first validation."""
-        with self._lock:
-            valid = self._splits.get("valid", {})
-            pairs = [(v, e) for v, e in zip(valid.get(metric, []), valid.get("epoch", [])) if v is not None]
-        if not pairs:
+        valid = self.columns("valid")
+        if metric not in valid or np.all(np.isnan(valid[metric])):
             return None
-        return min(pairs) if lower_is_better else max(pairs)
+        values = valid[metric] if lower_is_better else -valid[metric]
+        i = int(np.nanargmin(values))
+        return float(valid[metric][i]), int(valid["epoch"][i])

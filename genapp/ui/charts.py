@@ -16,6 +16,8 @@ from plotly.colors import qualitative
 MAX_POINTS = 2000  # per trace; a 300-epoch run logs over 100k steps
 WARMUP_MIN_STEPS = 200  # longer curves get a y axis fitted to what follows their first steps
 WARMUP_FRACTION = 0.02
+# A run's history: "step", "epoch" and each metric, one value per record (see MetricsHistory).
+Columns = dict[str, "np.ndarray | Sequence[float]"]
 PALETTE = qualitative.Plotly
 DIGIT_COLORS = qualitative.D3  # ten distinct colours, one per digit
 
@@ -51,13 +53,13 @@ def thin(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
     return index if index[-1] == n - 1 else np.append(index, n - 1)
 
 
-def _series(columns: dict[str, list], metric: str, x: str = "step") -> tuple[np.ndarray, np.ndarray]:
-    """(x, metric) as float arrays, without the records that lack the metric."""
-    pairs = [(a, b) for a, b in zip(columns.get(x, []), columns.get(metric, [])) if b is not None]
-    if not pairs:
+def _series(columns: Columns, metric: str, x: str = "step") -> tuple[np.ndarray, np.ndarray]:
+    """(x, metric) as float arrays, without the records that lack the metric (NaN or None)."""
+    if metric not in columns or x not in columns:
         return np.empty(0), np.empty(0)
-    xs, ys = zip(*pairs)
-    return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    xs, ys = np.asarray(columns[x], dtype=float), np.asarray(columns[metric], dtype=float)
+    keep = np.isfinite(ys)
+    return xs[keep], ys[keep]
 
 
 def _log_if_positive(fig: go.Figure, *arrays: np.ndarray) -> bool:
@@ -74,7 +76,7 @@ def _log_if_positive(fig: go.Figure, *arrays: np.ndarray) -> bool:
     return log
 
 
-def training_curves(train: dict[str, list], valid: dict[str, list], metric: str, uirevision: str) -> go.Figure:
+def training_curves(train: Columns, valid: Columns, metric: str, uirevision: str) -> go.Figure:
     """Per-step ``metric`` (raw and smoothed) and per-epoch validation ``metric`` against step.
 
     ``train`` and ``valid`` are the columns of a run's history (see ``MetricsHistory``).
@@ -90,7 +92,7 @@ def training_curves(train: dict[str, list], valid: dict[str, list], metric: str,
         fig.add_scatter(x=steps[keep], y=smooth(values)[keep], name="smoothed", mode="lines",
                         line=dict(width=2, color=PALETTE[0]))
     valid_steps, valid_values = _series(valid, metric)
-    epochs = valid.get("epoch", [])[: len(valid_steps)]
+    epochs, _ = _series(valid, metric, x="epoch")
     if len(valid_steps):
         fig.add_scatter(x=valid_steps, y=valid_values, name="validation (per epoch)", mode="lines+markers",
                         line=dict(width=2, color=PALETTE[1]), marker=dict(size=7),
@@ -115,7 +117,7 @@ def _focus_after_warmup(fig: go.Figure, smoothed: np.ndarray, raw: np.ndarray, v
         fig.update_yaxes(range=[low - margin, high + margin])
 
 
-def overlay_curves(histories: dict[str, tuple[dict, dict]], metric: str, uirevision: str = "overlay") -> go.Figure:
+def overlay_curves(histories: dict[str, tuple[Columns, Columns]], metric: str, uirevision: str = "overlay") -> go.Figure:
     """Several runs on one chart against epoch: validation ``metric`` (solid, markers) and the
     smoothed training ``metric`` (dotted), one colour per run.
 
@@ -144,11 +146,11 @@ def overlay_curves(histories: dict[str, tuple[dict, dict]], metric: str, uirevis
                    y=metric, uirevision=uirevision, height=420, hovermode="closest")
 
 
-def _steps_per_epoch(valid: dict[str, list]) -> float | None:
+def _steps_per_epoch(valid: Columns) -> float | None:
     """Steps per epoch, from the first validation record (logged at the end of its epoch)."""
     steps, epochs = valid.get("step", []), valid.get("epoch", [])
-    if steps and epochs and epochs[0]:
-        return steps[0] / epochs[0]
+    if len(steps) and len(epochs) and epochs[0]:
+        return float(steps[0]) / float(epochs[0])
     return None
 
 
@@ -178,7 +180,7 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray, indices: np.ndarray, 
     return fig
 
 
-def elbo_history(valid: dict[str, list], uirevision: str = "elbo") -> go.Figure:
+def elbo_history(valid: Columns, uirevision: str = "elbo") -> go.Figure:
     """The validation negative ELBO per epoch as stacked reconstruction and KL terms (nats)."""
     fig = go.Figure()
     for name, color in (("recon", PALETTE[0]), ("kl", PALETTE[1])):

@@ -282,7 +282,7 @@ def elbo_section(model: VAE, model_key: str, source: Source) -> None:
     history, units = st.columns(2, gap="large")
     with history:
         valid = _validation_history(source)
-        if valid.get("epoch"):
+        if len(valid.get("epoch", ())):
             st.plotly_chart(charts.elbo_history(valid, uirevision=model_key), key="vae-elbo",
                             config={"displaylogo": False})
             st.caption(f"From run {source.run.name}'s validation records.")
@@ -296,7 +296,7 @@ def elbo_section(model: VAE, model_key: str, source: Source) -> None:
                    "mean varies over the images (variance > 0.01); the others the decoder ignores.")
 
 
-def _validation_history(source: Source) -> dict[str, list]:
+def _validation_history(source: Source) -> dict[str, np.ndarray]:
     if source.run is None:
         return {}
     history = metrics_history(str(source.run.path))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -115,16 +116,18 @@ def test_history_reads_incrementally_and_restarts_on_rewrite(tmp_path):
     with open(run.metrics_path, "a") as f:
         f.write('{"step": 2, "epoch"')  # a line being written
     assert history.refresh() == 2
-    assert history.columns("train") == {"step": [0, 1], "epoch": [1, 1], "loss": [5.0, 4.0], "kl": [1.0, None]}
+    columns = {name: values.tolist() for name, values in history.columns("train").items()}
+    assert columns["step"] == [0, 1] and columns["loss"] == [5.0, 4.0]
+    assert columns["kl"][0] == 1.0 and math.isnan(columns["kl"][1])  # a metric one record lacks
     with open(run.metrics_path, "a") as f:
         f.write(': 1, "split": "train", "loss": 3.0}\n')
     run.append_metrics([{"step": 3, "epoch": 1, "split": "valid", "loss": 3.5}])
     assert history.refresh() == 2
-    assert history.columns("train")["loss"] == [5.0, 4.0, 3.0]
+    assert history.columns("train")["loss"].tolist() == [5.0, 4.0, 3.0]
     assert history.best("loss") == (3.5, 1)
     # A resumed run replaces the file with its history up to the checkpoint.
     replacement = tmp_path / "new.jsonl"
     replacement.write_text(json.dumps({"step": 0, "epoch": 1, "split": "train", "loss": 9.0}) + "\n")
     replacement.replace(run.metrics_path)
     history.refresh()
-    assert history.columns("train")["loss"] == [9.0] and history.best("loss") is None
+    assert history.columns("train")["loss"].tolist() == [9.0] and history.best("loss") is None
