@@ -6,11 +6,11 @@ live in ``genapp/ui/``; only the open tab runs.
 import streamlit as st
 
 from genapp.models import FAMILIES
-from genapp.ui import runs_tab, sidebar, training_panel, vae_tab
+from genapp.ui import flow_tab, gan_tab, runs_tab, sidebar, training_panel, vae_tab
 from genapp.ui.resources import retain_widget_state
 
 # A family's own tab (explorer + training panel); a family without one gets the training panel.
-FAMILY_TABS = {"vae": vae_tab}
+FAMILY_TABS = {"vae": vae_tab, "gan": gan_tab, "flow": flow_tab}
 
 st.set_page_config(page_title="genapp explorer", page_icon="🔢", layout="wide")
 settings = sidebar.render()

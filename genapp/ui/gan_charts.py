@@ -1,0 +1,87 @@
+"""Plotly figures for the GAN and flow tabs. Pure functions of plain data: no streamlit, no torch.
+
+Built like ``charts``: a run's columns (``MetricsHistory.columns``) in, a figure out, with a
+``uirevision`` so a redraw keeps the user's zoom.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from genapp.ui import charts
+from genapp.ui.charts import PALETTE, Columns
+
+# The discriminator's loss BCE(D(x),1) + BCE(D(G(z)),0) when D outputs 1/2 everywhere, which is
+# what the optimal D does once the generator matches the data: the GAN's equilibrium.
+D_LOSS_EQUILIBRIUM = 2 * math.log(2)
+G_LOSS_EQUILIBRIUM = math.log(2)  # the non-saturating -log D(G(z)) at D = 1/2
+
+
+def _smoothed(fig: go.Figure, columns: Columns, metric: str, name: str, color: str) -> np.ndarray:
+    """Add the raw (faint) and smoothed per-step ``metric``; returns the smoothed values plotted."""
+    steps, values = charts._series(columns, metric)
+    if not len(steps):
+        return np.empty(0)
+    keep = charts.thin(len(steps))
+    smoothed = charts.smooth(values)[keep]
+    fig.add_scatter(x=steps[keep], y=values[keep], name=f"{name} per step", mode="lines", legendgroup=name,
+                    showlegend=False, hoverinfo="skip", line=dict(width=1, color=color), opacity=0.25)
+    fig.add_scatter(x=steps[keep], y=smoothed, name=name, mode="lines", legendgroup=name,
+                    line=dict(width=2, color=color))
+    return smoothed
+
+
+def gan_losses(train: Columns, uirevision: str = "gan-losses") -> go.Figure:
+    """Per-step discriminator and generator losses (faint) and their moving averages, with dashed
+    lines at their values at the equilibrium D = 1/2 (2 ln 2 for D, ln 2 for G)."""
+    fig = go.Figure()
+    _smoothed(fig, train, "d_loss", "D loss", PALETTE[0])
+    _smoothed(fig, train, "g_loss", "G loss", PALETTE[1])
+    fig.add_hline(y=D_LOSS_EQUILIBRIUM, line=dict(dash="dash", color=PALETTE[0], width=1),
+                  annotation_text="D loss at D = ½: 2·ln 2 ≈ 1.39", annotation_position="top left")
+    fig.add_hline(y=G_LOSS_EQUILIBRIUM, line=dict(dash="dash", color=PALETTE[1], width=1),
+                  annotation_text="G loss at D = ½: ln 2 ≈ 0.69", annotation_position="bottom left")
+    return charts._layout(fig, title="Discriminator and generator losses", x="step", y="loss (nats)",
+                          uirevision=uirevision)
+
+
+def discriminator_outputs(train: Columns, uirevision: str = "gan-d") -> go.Figure:
+    """Mean D(x) on real and D(G(z)) on generated images per step (smoothed), in [0, 1]."""
+    fig = go.Figure()
+    _smoothed(fig, train, "d_real", "D(x), real", PALETTE[2])
+    _smoothed(fig, train, "d_fake", "D(G(z)), generated", PALETTE[3])
+    fig.add_hline(y=0.5, line=dict(dash="dot", color="grey", width=1), annotation_text="½: D cannot tell",
+                  annotation_position="top left")
+    fig.update_yaxes(range=[0, 1])
+    return charts._layout(fig, title="What the discriminator says", x="step", y="mean probability 'real'",
+                          uirevision=uirevision)
+
+
+def with_reference_lines(fig: go.Figure, lines: Sequence[tuple[float, str]]) -> go.Figure:
+    """Dashed horizontal lines (value, label) on a figure; the y range grows to show them all."""
+    for i, (value, label) in enumerate(lines):
+        fig.add_hline(y=value, line=dict(dash="dash", color=PALETTE[(i + 3) % len(PALETTE)], width=1),
+                      annotation_text=label, annotation_position="top right")
+    axis = fig.layout.yaxis
+    if axis.range is not None:  # charts fits the axis to the curve; widen it to the references
+        values = [v for v, _ in lines]
+        low, high = axis.range
+        if axis.type == "log":
+            values = [math.log10(v) for v in values]
+        fig.update_yaxes(range=[min(low, *values) - 0.02 * abs(high - low), max(high, *values) + 0.05 * abs(high - low)])
+    return fig
+
+
+def log_det_bars(names: Sequence[str], log_dets: Sequence[float], uirevision: str = "flow-log-dets") -> go.Figure:
+    """One bar per layer: its log|det J| in nats for one image, and the running total as a line."""
+    totals = np.cumsum(np.asarray(log_dets, dtype=float))
+    fig = go.Figure()
+    fig.add_bar(x=list(names), y=list(log_dets), name="log|det J| of the layer", marker_color=PALETTE[0],
+                hovertemplate="%{x}: %{y:.1f} nats<extra></extra>")
+    fig.add_scatter(x=list(names), y=totals, name="running total", mode="lines+markers",
+                    line=dict(color=PALETTE[1], width=2), hovertemplate="total after %{x}: %{y:.1f} nats<extra></extra>")
+    return charts._layout(fig, title="log|det J| of each layer (one image)", x="layer", y="nats",
+                          uirevision=uirevision, hovermode="closest")
