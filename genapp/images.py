@@ -31,8 +31,18 @@ def make_grid(images: torch.Tensor | np.ndarray, nrow: int | None = None, paddin
     return grid
 
 
+def png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def save_png(array: np.ndarray, path: str | Path) -> None:
-    Image.fromarray(array).save(path, format="PNG")
+    """Write atomically (temporary file, then rename): a reader never sees half a picture."""
+    from genapp.checkpoint import atomic_write
+
+    data = png_bytes(array)
+    atomic_write(Path(path), lambda f: f.write(data))
 
 
 def gif_bytes(frames: list[np.ndarray], duration_ms: int = 300, scale: int = 1) -> bytes:

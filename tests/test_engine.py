@@ -192,3 +192,21 @@ def test_config_from_json_refuses_unknown_fields_and_wrong_types():
         RunConfig.from_dict({**good, "train": {**good["train"], "epochs": 2.5}})
     with pytest.raises(ConfigError, match="unknown model family"):
         RunConfig.from_dict({**good, "family": "nope"})
+
+
+def test_a_sigterm_during_start_up_stops_the_run_cleanly(runs_dir):
+    import os
+
+    from genapp.training import engine
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        engine.catch_sigterm_early()
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives before the trainer exists
+        result = train(tiny_vae_run(epochs=2), runs_dir, "early")
+    finally:
+        engine._early_stop.clear()
+        signal.signal(signal.SIGTERM, previous)
+    assert result.state == "stopped" and result.step == 0
+    assert read_checkpoint(result.run.last_checkpoint)["step"] == 0
+    assert resume(runs_dir, "early").state == "finished"

@@ -111,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from genapp.training import resume, train
+    from genapp.training.engine import catch_sigterm_early
     from genapp.training.progress import ProgressBar
+
+    catch_sigterm_early()  # a Stop while data loads or the step compiles still ends cleanly
 
     callbacks = [] if args.no_progress else [ProgressBar()]
     if args.resume:

@@ -248,6 +248,9 @@ class Trainer:
             self._status("running", force=True)
             for cb in self.callbacks:
                 cb.on_start(self)
+            if self.stop_requested:  # stopped while starting: keep the run resumable
+                self.save(self.run.last_checkpoint)
+                return self._finish("stopped")
             if self.step == 0:
                 self._sample_grid(0)
             self.model.train()
@@ -293,6 +296,9 @@ class Trainer:
         return False
 
     def _end_epoch(self) -> None:
+        t, s = time.perf_counter(), self.step
+        if s > self._rate[1] and not self.images_per_s:  # epochs too short for the rolling rate
+            self.images_per_s = (s - self._rate[1]) * self.config.train.batch_size / (t - self._rate[0])
         self.model.eval()
         metrics = self.model.validate(self.valid_images)
         self.model.train()
@@ -348,10 +354,22 @@ class Trainer:
         return RunResult(self.run, state, self.step, self.last_metrics)
 
 
+# A SIGTERM that arrives before the trainer exists (while data loads or the step compiles):
+# ``catch_sigterm_early`` records it here, and the trainer stops as soon as its loop begins.
+_early_stop = threading.Event()
+
+
+def catch_sigterm_early() -> None:
+    """For a training process: from now on SIGTERM means "stop cleanly", even during start-up."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: _early_stop.set())
+
+
 def _install_sigterm(trainer: Trainer):
     """SIGTERM asks the loop to stop after the current step (checkpoint, status ``stopped``)."""
     if threading.current_thread() is not threading.main_thread():
         return None
+    if _early_stop.is_set():
+        trainer.stop_requested = True
 
     def handler(signum, frame):
         trainer.stop_requested = True
