@@ -30,7 +30,7 @@ SAMPLE_COUNT = 64
 FIXED_NOISE_SEED = 0
 DEQUANTIZE_SEED = 0  # one fixed dequantization draw, so a test image always maps to the same z
 TRACE_TEMPERATURE = 0.7  # the sample followed through the flow
-STATE_WIDTH_PX = 84
+STATE_WIDTH_PX = 96
 STATE_KEYS = ["flow-view", "flow-source", "flow-temperature", "flow-noise-seed", "flow-start", "flow-end",
               "flow-steps", "flow-frame", "flow-follow", "flow-trace-index", "flow-trace-seed"]
 
@@ -58,6 +58,11 @@ def display_image(image: torch.Tensor) -> torch.Tensor:
     return (image - low) / (high - low) if high > low else torch.zeros_like(image)
 
 
+def state_name(name: str) -> str:
+    """A layer's name from ``Flow.trace`` short enough to caption a small picture."""
+    return name.replace("AffineCoupling", "coupling").replace("^-1", "⁻¹")
+
+
 def log_normal(z: torch.Tensor) -> torch.Tensor:
     """log N(z; 0, I) of each row of z [n, ...], nats: [n]."""
     return -0.5 * (z.square() + math.log(2 * math.pi)).flatten(1).sum(1)
@@ -66,7 +71,7 @@ def log_normal(z: torch.Tensor) -> torch.Tensor:
 def layer_log_dets(states: list[dict]) -> pd.DataFrame:
     """One row per layer of a ``Flow.trace`` of one image (the input itself is not a layer):
     columns layer, log_det (nats) and total (the running sum)."""
-    rows = [(s["name"], float(s["log_det"][0])) for s in states[1:]]
+    rows = [(state_name(s["name"]), float(s["log_det"][0])) for s in states[1:]]
     table = pd.DataFrame(rows, columns=["layer", "log_det"])
     table["total"] = table["log_det"].cumsum()
     return table
@@ -190,11 +195,11 @@ def inside_section(model: Flow) -> None:
         z, _ = model(x)
     forward, inverse = model.trace(x), model.trace_inverse(z)
     st.markdown(f"**Data → latent**: {what} after each layer, x → z = f(x)")
-    st.image([pictures.digit_picture(display_image(s["image"][0]), scale=3) for s in forward],
-             caption=[s["name"] for s in forward], width=STATE_WIDTH_PX)
+    st.image([pictures.digit_picture(display_image(s["image"][0]), scale=4) for s in forward],
+             caption=[state_name(s["name"]) for s in forward], width=STATE_WIDTH_PX)
     st.markdown("**Latent → data**: the same z through the inverse layers, z → x = f⁻¹(z)")
-    st.image([pictures.digit_picture(display_image(s["image"][0]), scale=3) for s in inverse],
-             caption=[s["name"] for s in inverse], width=STATE_WIDTH_PX)
+    st.image([pictures.digit_picture(display_image(s["image"][0]), scale=4) for s in inverse],
+             caption=[state_name(s["name"]) for s in inverse], width=STATE_WIDTH_PX)
     st.caption("Each state is stretched to its own darkest and lightest values for display: logit and latent "
                "values are unbounded.")
     table = layer_log_dets(forward)

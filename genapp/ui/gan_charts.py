@@ -54,7 +54,7 @@ def discriminator_outputs(train: Columns, uirevision: str = "gan-d") -> go.Figur
     _smoothed(fig, train, "d_real", "D(x), real", PALETTE[2])
     _smoothed(fig, train, "d_fake", "D(G(z)), generated", PALETTE[3])
     fig.add_hline(y=0.5, line=dict(dash="dot", color="grey", width=1), annotation_text="½: D cannot tell",
-                  annotation_position="top left")
+                  annotation_position="bottom right")
     fig.update_yaxes(range=[0, 1])
     return charts._layout(fig, title="What the discriminator says", x="step", y="mean probability 'real'",
                           uirevision=uirevision)
@@ -62,16 +62,17 @@ def discriminator_outputs(train: Columns, uirevision: str = "gan-d") -> go.Figur
 
 def with_reference_lines(fig: go.Figure, lines: Sequence[tuple[float, str]]) -> go.Figure:
     """Dashed horizontal lines (value, label) on a figure; the y range grows to show them all."""
+    log = fig.layout.yaxis.type == "log"
     for i, (value, label) in enumerate(lines):
-        fig.add_hline(y=value, line=dict(dash="dash", color=PALETTE[(i + 3) % len(PALETTE)], width=1),
-                      annotation_text=label, annotation_position="top right")
-    axis = fig.layout.yaxis
-    if axis.range is not None:  # charts fits the axis to the curve; widen it to the references
-        values = [v for v, _ in lines]
-        low, high = axis.range
-        if axis.type == "log":
-            values = [math.log10(v) for v in values]
-        fig.update_yaxes(range=[min(low, *values) - 0.02 * abs(high - low), max(high, *values) + 0.05 * abs(high - low)])
+        fig.add_hline(y=value, line=dict(dash="dash", color=PALETTE[(i + 3) % len(PALETTE)], width=1))
+        # Plotly places shapes at data values but annotations at log10 of them on a log axis.
+        fig.add_annotation(text=label, y=math.log10(value) if log else value, yref="y", x=1, xref="paper",
+                           xanchor="right", yanchor="bottom", showarrow=False, font=dict(size=11, color="grey"))
+    if fig.layout.yaxis.range is not None:  # charts fits the axis to the curve; widen it to the references
+        ys = [math.log10(v) if log else v for v, _ in lines]
+        low, high = fig.layout.yaxis.range
+        span = abs(high - low)
+        fig.update_yaxes(range=[min(low, *ys) - 0.02 * span, max(high, *ys) + 0.05 * span])
     return fig
 
 

@@ -188,7 +188,7 @@ def test_inside_the_flow_shows_every_layer_and_log_dets_that_add_up(env):
     at = start("Flow")
     couplings = 2
     names = [c for c, _ in images(at)]
-    assert names[names.index("input"):][: couplings + 2] == ["input", "logit", "1: AffineCoupling", "2: AffineCoupling"]
+    assert names[names.index("input"):][: couplings + 2] == ["input", "logit", "1: coupling", "2: coupling"]
     assert "latent" in names and "sigmoid (data)" in names
     table = at.dataframe[0].value
     assert len(table) == couplings + 1  # logit + each coupling
@@ -214,7 +214,7 @@ def test_flow_helpers_match_the_model():
     x = data.dequantize(images[:1], torch.Generator().manual_seed(flow_tab.DEQUANTIZE_SEED))
     states = model.trace(x)
     table = flow_tab.layer_log_dets(states)
-    assert list(table["layer"]) == ["logit", "1: AffineCoupling", "2: AffineCoupling"]
+    assert list(table["layer"]) == ["logit", "1: coupling", "2: coupling"]
     with torch.no_grad():
         z1, log_det = model(x)
     assert math.isclose(table["total"].iloc[-1], float(log_det[0]), rel_tol=1e-5)
@@ -236,4 +236,8 @@ def test_reference_lines_widen_a_fitted_axis():
     gan_charts.with_reference_lines(fig, [(8.0, "uniform"), (1.85, "target")])
     low, high = fig.layout.yaxis.range
     assert low < math.log10(1.85) and high > math.log10(8.0)
-    assert len(fig.layout.shapes) == 2
+    assert [s.y0 for s in fig.layout.shapes] == [8.0, 1.85]
+    assert [a.y for a in fig.layout.annotations] == [math.log10(8.0), math.log10(1.85)]  # plotly's log placement
+
+    linear = gan_charts.with_reference_lines(go.Figure(go.Scatter(x=[0, 1], y=[3.0, 4.0])), [(8.0, "uniform")])
+    assert linear.layout.shapes[0].y0 == 8.0 and linear.layout.yaxis.range is None
