@@ -22,7 +22,7 @@ PALETTE = qualitative.Plotly
 DIGIT_COLORS = qualitative.D3  # ten distinct colours, one per digit
 
 
-def _layout(fig: go.Figure, *, title: str, x: str, y: str, uirevision: str | None = None, height: int = 360,
+def layout(fig: go.Figure, *, title: str, x: str, y: str, uirevision: str | None = None, height: int = 360,
             hovermode: str = "x unified") -> go.Figure:
     # The title sits at the very top and the legend between it and the plot, so they never overlap.
     fig.update_layout(
@@ -53,7 +53,7 @@ def thin(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
     return index if index[-1] == n - 1 else np.append(index, n - 1)
 
 
-def _series(columns: Columns, metric: str, x: str = "step") -> tuple[np.ndarray, np.ndarray]:
+def series(columns: Columns, metric: str, x: str = "step") -> tuple[np.ndarray, np.ndarray]:
     """(x, metric) as float arrays, without the records that lack the metric (NaN or None)."""
     if metric not in columns or x not in columns:
         return np.empty(0), np.empty(0)
@@ -84,15 +84,15 @@ def training_curves(train: Columns, valid: Columns, metric: str, uirevision: str
     in the first steps and would flatten the rest of the curve.
     """
     fig = go.Figure()
-    steps, values = _series(train, metric)
+    steps, values = series(train, metric)
     if len(steps):
         keep = thin(len(steps))
         fig.add_scatter(x=steps[keep], y=values[keep], name="per step", mode="lines",
                         line=dict(width=1, color=PALETTE[0]), opacity=0.3)
         fig.add_scatter(x=steps[keep], y=smooth(values)[keep], name="smoothed", mode="lines",
                         line=dict(width=2, color=PALETTE[0]))
-    valid_steps, valid_values = _series(valid, metric)
-    epochs, _ = _series(valid, metric, x="epoch")
+    valid_steps, valid_values = series(valid, metric)
+    epochs, _ = series(valid, metric, x="epoch")
     if len(valid_steps):
         fig.add_scatter(x=valid_steps, y=valid_values, name="validation (per epoch)", mode="lines+markers",
                         line=dict(width=2, color=PALETTE[1]), marker=dict(size=7),
@@ -100,7 +100,7 @@ def training_curves(train: Columns, valid: Columns, metric: str, uirevision: str
     log = _log_if_positive(fig, values, valid_values)
     if len(values) > WARMUP_MIN_STEPS:
         _focus_after_warmup(fig, smooth(values), values, valid_values, log)
-    return _layout(fig, title=f"{metric} during training", x="step", y=metric, uirevision=uirevision, height=420)
+    return layout(fig, title=f"{metric} during training", x="step", y=metric, uirevision=uirevision, height=420)
 
 
 def _focus_after_warmup(fig: go.Figure, smoothed: np.ndarray, raw: np.ndarray, valid: np.ndarray, log: bool) -> None:
@@ -128,8 +128,8 @@ def overlay_curves(histories: dict[str, tuple[Columns, Columns]], metric: str, u
     plotted: list[np.ndarray] = []
     for i, (name, (train, valid)) in enumerate(histories.items()):
         color = PALETTE[i % len(PALETTE)]
-        valid_epochs, valid_values = _series(valid, metric, x="epoch")
-        steps, values = _series(train, metric)
+        valid_epochs, valid_values = series(valid, metric, x="epoch")
+        steps, values = series(train, metric)
         steps_per_epoch = _steps_per_epoch(valid)
         if len(steps) and steps_per_epoch:
             keep = thin(len(steps))
@@ -142,7 +142,7 @@ def overlay_curves(histories: dict[str, tuple[Columns, Columns]], metric: str, u
                             legendgroup=name, line=dict(color=color, width=2))
             plotted.append(valid_values)
     _log_if_positive(fig, *plotted)
-    return _layout(fig, title=f"{metric}: validation (solid) and smoothed training (dotted)", x="epoch",
+    return layout(fig, title=f"{metric}: validation (solid) and smoothed training (dotted)", x="epoch",
                    y=metric, uirevision=uirevision, height=420, hovermode="closest")
 
 
@@ -173,7 +173,7 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray, indices: np.ndarray, 
         (row,) = np.flatnonzero(indices == selected)[:1]
         fig.add_scatter(x=[points[row, 0]], y=[points[row, 1]], mode="markers", name="selected", hoverinfo="skip", showlegend=False,
                         marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(width=3, color="black")))
-    _layout(fig, title="Test images by digit (click a point)", x=axis_titles[0], y=axis_titles[1],
+    layout(fig, title="Test images by digit (click a point)", x=axis_titles[0], y=axis_titles[1],
             uirevision=uirevision, height=460, hovermode="closest")
     fig.update_layout(clickmode="event+select", margin_t=40,
                       legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top", title_text="digit"))
@@ -184,10 +184,10 @@ def elbo_history(valid: Columns, uirevision: str = "elbo") -> go.Figure:
     """The validation negative ELBO per epoch as stacked reconstruction and KL terms (nats)."""
     fig = go.Figure()
     for name, color in (("recon", PALETTE[0]), ("kl", PALETTE[1])):
-        epochs, values = _series(valid, name, x="epoch")
+        epochs, values = series(valid, name, x="epoch")
         label = "reconstruction −log p(x|z)" if name == "recon" else "KL(q(z|x) ‖ p(z))"
         fig.add_scatter(x=epochs, y=values, name=label, mode="lines", stackgroup="elbo", line=dict(color=color))
-    return _layout(fig, title="−ELBO = reconstruction + KL (validation)", x="epoch", y="nats per image",
+    return layout(fig, title="−ELBO = reconstruction + KL (validation)", x="epoch", y="nats per image",
                    uirevision=uirevision)
 
 
@@ -197,7 +197,7 @@ def kl_per_dimension(kl: np.ndarray, active: np.ndarray) -> go.Figure:
     colors = [PALETTE[0] if a else "lightgrey" for a in active]
     fig = go.Figure(go.Bar(x=dims, y=kl, marker_color=colors,
                            hovertemplate="z%{x}: %{y:.2f} nats<extra></extra>"))
-    _layout(fig, title=f"KL of each latent dimension: {int(active.sum())} of {len(kl)} active",
+    layout(fig, title=f"KL of each latent dimension: {int(active.sum())} of {len(kl)} active",
             x="latent dimension", y="nats per image", hovermode="closest")
     fig.update_xaxes(tickmode="linear" if len(kl) <= 32 else "auto")
     return fig

@@ -238,13 +238,7 @@ def explore(settings: Settings) -> None:
 
 def render(settings: Settings) -> None:
     """Explore and Train sub-tabs; only the open one runs."""
-    explore_tab, train_tab = st.tabs(["Explore", "Train"], key="flow-view", on_change="rerun")
-    if explore_tab.open:
-        with explore_tab:
-            explore(settings)
-    if train_tab.open:
-        with train_tab:
-            training_panel.render(FAMILY, settings)
+    training_panel.render_with_explorer(FAMILY, settings, explore)
 
 
 def state_keys() -> list[str]:

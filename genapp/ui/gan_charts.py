@@ -22,7 +22,7 @@ G_LOSS_EQUILIBRIUM = math.log(2)  # the non-saturating -log D(G(z)) at D = 1/2
 
 def _smoothed(fig: go.Figure, columns: Columns, metric: str, name: str, color: str) -> np.ndarray:
     """Add the raw (faint) and smoothed per-step ``metric``; returns the smoothed values plotted."""
-    steps, values = charts._series(columns, metric)
+    steps, values = charts.series(columns, metric)
     if not len(steps):
         return np.empty(0)
     keep = charts.thin(len(steps))
@@ -44,7 +44,7 @@ def gan_losses(train: Columns, uirevision: str = "gan-losses") -> go.Figure:
                   annotation_text="D loss at D = ½: 2·ln 2 ≈ 1.39", annotation_position="top left")
     fig.add_hline(y=G_LOSS_EQUILIBRIUM, line=dict(dash="dash", color=PALETTE[1], width=1),
                   annotation_text="G loss at D = ½: ln 2 ≈ 0.69", annotation_position="bottom left")
-    return charts._layout(fig, title="Discriminator and generator losses", x="step", y="loss (nats)",
+    return charts.layout(fig, title="Discriminator and generator losses", x="step", y="loss (nats)",
                           uirevision=uirevision)
 
 
@@ -56,7 +56,7 @@ def discriminator_outputs(train: Columns, uirevision: str = "gan-d") -> go.Figur
     fig.add_hline(y=0.5, line=dict(dash="dot", color="grey", width=1), annotation_text="½: D cannot tell",
                   annotation_position="bottom right")
     fig.update_yaxes(range=[0, 1])
-    return charts._layout(fig, title="What the discriminator says", x="step", y="mean probability 'real'",
+    return charts.layout(fig, title="What the discriminator says", x="step", y="mean probability 'real'",
                           uirevision=uirevision)
 
 
@@ -84,5 +84,5 @@ def log_det_bars(names: Sequence[str], log_dets: Sequence[float], uirevision: st
                 hovertemplate="%{x}: %{y:.1f} nats<extra></extra>")
     fig.add_scatter(x=list(names), y=totals, name="running total", mode="lines+markers",
                     line=dict(color=PALETTE[1], width=2), hovertemplate="total after %{x}: %{y:.1f} nats<extra></extra>")
-    return charts._layout(fig, title="log|det J| of each layer (one image)", x="layer", y="nats",
+    return charts.layout(fig, title="log|det J| of each layer (one image)", x="layer", y="nats",
                           uirevision=uirevision, hovermode="closest")

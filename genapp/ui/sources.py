@@ -1,10 +1,10 @@
 """The model picker the family tabs share: pretrained checkpoints, any run's checkpoint, or an upload.
 
-``choose_model(settings, family, pretrained, prefix)`` draws a selectbox (key ``<prefix>-source``)
+``choose_model(settings, family, pretrained, prefix, kind)`` draws a selectbox (key ``<prefix>-source``)
 and, for an upload, a file uploader (key ``<prefix>-upload``); it returns the loaded model, a key
 that changes whenever the weights do (for caches), and the ``Source`` it came from. A pretrained
 name whose file is missing is listed with the command that makes it (the manifest's exact command
-when it records one). The VAE tab has its own copy of this code and can switch to this module.
+when it records one). The VAE, GAN and flow tabs all pick their models here.
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -474,4 +475,17 @@ def render(family: str, settings: Settings) -> None:
         run_view(family, settings)
 
 
-__all__ = ["build_config", "field_errors", "form_fields", "format_duration", "progress_gif", "render", "state_keys"]
+def render_with_explorer(family: str, settings: Settings, explore: Callable[[Settings], None]) -> None:
+    """A family tab's Explore (``explore(settings)``) and Train sub-tabs, key ``<family>-view``;
+    only the open one runs."""
+    explore_tab, train_tab = st.tabs(["Explore", "Train"], key=f"{family}-view", on_change="rerun")
+    if explore_tab.open:
+        with explore_tab:
+            explore(settings)
+    if train_tab.open:
+        with train_tab:
+            render(family, settings)
+
+
+__all__ = ["build_config", "field_errors", "form_fields", "format_duration", "progress_gif", "render",
+           "render_with_explorer", "state_keys"]

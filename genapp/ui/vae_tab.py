@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
 import torch
 
-from genapp.checkpoint import CheckpointError
 from genapp.evaluation.latent import active_units, encode_images, kl_per_dimension, project_2d, reconstruct
-from genapp.manifest import read_manifest
 from genapp.models import VAE
-from genapp.training.runs import RunDir, RunError, list_runs
-from genapp.ui import charts, pictures, training_panel
-from genapp.ui.resources import Settings, metrics_history, model_from_file, model_from_upload, test_split
+from genapp.ui import charts, pictures, sources, training_panel
+from genapp.ui.resources import Settings, test_split
+from genapp.ui.sources import Source
 
 FAMILY = "vae"
 # The pretrained checkpoints the tab offers first, with the commands that make them when
@@ -30,10 +27,9 @@ FAMILY = "vae"
 PRETRAINED = {
     "vae-z2": "python -m train vae --latent-dim 2 --epochs 100 --lr-schedule cosine --compile true "
               "--run-name vae-z2 && python -m train export vae-z2 --name vae-z2",
-    "vae-z20": "python -m train vae --latent-dim 20 --epochs 300 --lr-schedule cosine --compile true "
+    "vae-z20": "python -m train vae --latent-dim 20 --epochs 200 --lr-schedule cosine --compile true "
                "--run-name vae-z20 && python -m train export vae-z20 --name vae-z20",
 }
-UPLOAD = "Upload a checkpoint…"
 SCATTER_POINTS = 3000  # test images in the latent scatter
 SAMPLE_COUNT = 64
 RECON_COUNT = 32
@@ -42,79 +38,7 @@ MANIFOLD_WIDTH_PX = 480  # small grids are enlarged (whole pixels) to about this
 STATE_KEYS = ["vae-view", "vae-source", "vae-manifold-n", "vae-z1", "vae-z2", "vae-noise", "vae-picked"]
 
 
-# ----------------------------------------------------------------------------- model sources
-
-
-@dataclass(frozen=True)
-class Source:
-    """A model to explore: a checkpoint file, the run whose history goes with it, or an upload."""
-
-    label: str
-    path: Path | None = None
-    run: RunDir | None = None
-    manifest: dict | None = None  # a pretrained checkpoint's MANIFEST.json entry
-
-
-def model_sources(settings: Settings) -> tuple[list[Source], dict[str, str]]:
-    """(the sources to choose from, {missing pretrained name: the command that makes it})."""
-    entries = read_manifest(settings.checkpoints_dir / "MANIFEST.json")
-    names = [*PRETRAINED, *(n for n, e in entries.items() if e.get("family") == FAMILY and n not in PRETRAINED)]
-    sources, missing = [], {}
-    for name in names:
-        path = settings.checkpoints_dir / f"{name}.pt"
-        entry = entries.get(name)
-        if not path.is_file():
-            missing[name] = (entry or {}).get("command") or PRETRAINED[name]
-            continue
-        run = RunDir(settings.runs_dir / name)  # the run that made it, when it is still here
-        sources.append(Source(f"Pretrained {name}", path, run if run.exists() else None, entry))
-    for run in list_runs(settings.runs_dir):
-        checkpoint = next((p for p in (run.best_checkpoint, run.last_checkpoint) if p.is_file()), None)
-        if checkpoint is not None and _family_of(run) == FAMILY:
-            sources.append(Source(f"Run {run.name} ({checkpoint.name})", checkpoint, run))
-    return [*sources, Source(UPLOAD)], missing
-
-
-def _family_of(run: RunDir) -> str | None:
-    try:
-        return run.read_config().get("family")
-    except RunError:
-        return None
-
-
-def _show_missing(settings: Settings, missing: dict[str, str], nothing_else: bool) -> None:
-    names = " and ".join(f"{name}.pt" for name in missing)
-    with st.expander(f"Pretrained {names} not found: how to make {'it' if len(missing) == 1 else 'them'}",
-                     expanded=nothing_else):
-        st.markdown(f"The explorer looks in `{settings.checkpoints_dir}`. From the repository, train and "
-                    "export (or explore a run of your own, or upload a checkpoint):")
-        st.code("\n".join(missing.values()), language="bash")
-
-
-def choose_model(settings: Settings) -> tuple[VAE, str, Source] | None:
-    """The model picker; returns (model, cache key, source) or None (with a message shown)."""
-    sources, missing = model_sources(settings)
-    labels = [s.label for s in sources]
-    if st.session_state.get("vae-source") not in labels:
-        st.session_state["vae-source"] = labels[0]
-    label = st.selectbox("Model", labels, key="vae-source", help="A pretrained checkpoint, a run's best (or last) "
-                         "checkpoint, or a .pt file of your own.")
-    if missing:
-        _show_missing(settings, missing, nothing_else=len(sources) == 1)
-    source = sources[labels.index(label)]
-    try:
-        if source.path is not None:
-            modified = source.path.stat().st_mtime
-            model = model_from_file(str(source.path), modified, FAMILY)
-            return model, f"{source.path}:{modified}", source
-        upload = st.file_uploader("A genapp VAE checkpoint (.pt)", type=["pt"], key="vae-upload")
-        if upload is None:
-            st.info("Upload a checkpoint saved by genapp (a run's checkpoints/best.pt, for example).")
-            return None
-        return model_from_upload(upload.file_id, upload.getvalue(), FAMILY), f"upload:{upload.file_id}", source
-    except (CheckpointError, OSError) as e:
-        st.error(f"Cannot open this checkpoint: {e}")
-        return None
+# ----------------------------------------------------------------------------- the model
 
 
 def describe(model: VAE, source: Source) -> str:
@@ -281,7 +205,7 @@ def elbo_section(model: VAE, model_key: str, source: Source) -> None:
     columns[2].metric("KL (nats)", f"{figures['kl']:.2f}")
     history, units = st.columns(2, gap="large")
     with history:
-        valid = _validation_history(source)
+        valid = sources.run_columns(source, "valid")
         if len(valid.get("epoch", ())):
             st.plotly_chart(charts.elbo_history(valid, uirevision=model_key), key="vae-elbo",
                             config={"displaylogo": False})
@@ -296,19 +220,11 @@ def elbo_section(model: VAE, model_key: str, source: Source) -> None:
                    "mean varies over the images (variance > 0.01); the others the decoder ignores.")
 
 
-def _validation_history(source: Source) -> dict[str, np.ndarray]:
-    if source.run is None:
-        return {}
-    history = metrics_history(str(source.run.path))
-    history.refresh()
-    return history.columns("valid")
-
-
 # ----------------------------------------------------------------------------- the tab
 
 
 def explore(settings: Settings) -> None:
-    chosen = choose_model(settings)
+    chosen = sources.choose_model(settings, FAMILY, PRETRAINED, prefix="vae", kind="VAE")
     if chosen is None:
         return
     model, model_key, source = chosen
@@ -324,13 +240,7 @@ def explore(settings: Settings) -> None:
 
 def render(settings: Settings) -> None:
     """Explore and Train sub-tabs; only the open one runs."""
-    explore_tab, train_tab = st.tabs(["Explore", "Train"], key="vae-view", on_change="rerun")
-    if explore_tab.open:
-        with explore_tab:
-            explore(settings)
-    if train_tab.open:
-        with train_tab:
-            training_panel.render(FAMILY, settings)
+    training_panel.render_with_explorer(FAMILY, settings, explore)
 
 
 def state_keys() -> list[str]:

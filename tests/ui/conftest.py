@@ -1,4 +1,5 @@
-"""Fixtures for the explorer's tests: tiny trained runs and checkpoints in temporary folders.
+"""Fixtures for the explorer's tests (tiny trained runs and checkpoints in temporary folders) and
+the helpers they share (running the app, reading its charts, waiting).
 
 Nothing here needs the pretrained checkpoints: a session-wide folder holds two tiny runs (a 2-D
 and a 3-D latent VAE, a few seconds of training each) and a checkpoints folder with the 2-D one
@@ -6,11 +7,13 @@ as ``vae-z2.pt``. Tests that change runs get their own copy.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from genapp.config import RunConfig, TrainConfig
 from genapp.models import VAEConfig
@@ -93,3 +96,18 @@ def wait_for_state(run: RunDir, states: tuple[str, ...], jobs=None, timeout: flo
     """Wait until the run's (corrected) state is one of ``states``; returns it."""
     return wait_for(lambda: (s := run_state(run, jobs).state) in states and s, timeout=timeout,
                     what=f"run {run.name} to be {' or '.join(states)}")
+
+
+def run(target) -> AppTest:
+    """Run the app (or, given a widget after an interaction, the app it belongs to); no exceptions."""
+    at = target.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def chart(at: AppTest, key: str) -> dict:
+    """The plotly figure (as JSON) of the chart with this key."""
+    for element in at.get("plotly_chart"):
+        if element.proto.id.endswith(key):
+            return json.loads(element.proto.spec)
+    raise AssertionError(f"no chart {key!r} on the page")

@@ -4,7 +4,6 @@ uploads, pictures)."""
 from __future__ import annotations
 
 import io
-import json
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from genapp.training.runs import RunDir
 from genapp.ui import charts, pictures, training_panel
 from genapp.ui.resources import model_from_upload
 
-from .conftest import APP, wait_for
+from .conftest import APP, chart, run, wait_for
 
 POLL_TIMEOUT = 240.0
 
@@ -26,32 +25,19 @@ POLL_TIMEOUT = 240.0
 # ----------------------------------------------------------------------------- helpers
 
 
-def start_app(tab: str | None = None, view: str | None = None) -> AppTest:
+def start_app(tab: str | None = None, view: str | None = None, family: str = "vae") -> AppTest:
+    """The app on main tab ``tab`` with ``family``'s tab on sub-tab ``view`` ("Explore", "Train")."""
     at = AppTest.from_file(APP, default_timeout=90)
     if tab:
         at.session_state["main-tab"] = tab
     if view:
-        at.session_state["vae-view"] = view
+        at.session_state[f"{family}-view"] = view
     return run(at)
-
-
-def run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
 
 
 def captions(at: AppTest) -> list[str]:
     """The caption of every image on the page."""
     return [caption for element in at.get("image") for caption in element.captions]
-
-
-def chart(at: AppTest, key: str) -> dict:
-    """The plotly figure (as JSON) of the chart with this key."""
-    for element in at.get("plotly_chart"):
-        if element.proto.id.endswith(key):
-            return json.loads(element.proto.spec)
-    raise AssertionError(f"no chart {key!r} on the page")
 
 
 def texts(at: AppTest) -> str:
@@ -175,7 +161,7 @@ def test_presets_fill_the_form_and_edits_make_it_custom(app_env):
 
 @pytest.mark.parametrize("family", [f for f in FAMILIES if f != "vae"])
 def test_every_other_family_gets_the_training_panel(app_env, family):
-    at = start_app(tab=FAMILIES[family].__name__)
+    at = start_app(tab=FAMILIES[family].__name__, view="Train", family=family)
     assert at.selectbox(key=f"{family}-preset").value == "Seed reproduction"
     assert at.button(key=f"{family}-start")
     assert f"No {family} runs in" in texts(at)

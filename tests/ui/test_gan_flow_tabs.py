@@ -1,7 +1,6 @@
 """The GAN and flow tabs through AppTest, with tiny checkpoints, and the plain functions behind them."""
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from pathlib import Path
@@ -18,7 +17,7 @@ from genapp.training import train
 from genapp.training.runs import RunDir
 from genapp.ui import flow_tab, gan_charts, gan_tab
 
-from .conftest import APP
+from .conftest import APP, chart, run
 
 
 def tiny_train(**fields) -> TrainConfig:
@@ -53,16 +52,7 @@ def start(tab: str, **state) -> AppTest:
     at.session_state["main-tab"] = tab
     for key, value in state.items():
         at.session_state[key.replace("_", "-")] = value
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def run(target) -> AppTest:
-    """Run the app (or, given a widget after an interaction, the app it belongs to); no exceptions."""
-    at = target.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+    return run(at)
 
 
 def images(at: AppTest) -> list[tuple[str, str]]:
@@ -72,13 +62,6 @@ def images(at: AppTest) -> list[tuple[str, str]]:
 
 def picture(at: AppTest, starts: str) -> tuple[str, str]:
     return next(p for p in images(at) if p[0].startswith(starts))
-
-
-def chart(at: AppTest, key: str) -> dict:
-    for element in at.get("plotly_chart"):
-        if element.proto.id.endswith(key):
-            return json.loads(element.proto.spec)
-    raise AssertionError(f"no chart {key!r}")
 
 
 def captions(at: AppTest) -> str:
