@@ -16,7 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from genapp.config import RunConfig, TrainConfig
-from genapp.models import VAEConfig
+from genapp.models import FlowConfig, GANConfig, VAEConfig
 from genapp.training import train
 from genapp.training.launcher import run_state
 from genapp.training.runs import RunDir
@@ -62,6 +62,24 @@ def digits_checkpoints(tmp_path_factory) -> Path:
     folder = root / "checkpoints"
     folder.mkdir()
     shutil.copy(RunDir(root / "runs" / "digits-z2").best_checkpoint, folder / "vae-z2.pt")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def family_checkpoints(tmp_path_factory, digits_checkpoints) -> Path:
+    """``digits_checkpoints`` plus a tiny GAN as ``gan.pt`` and a tiny MLP flow as ``flow-mlp.pt``
+    (the names the GAN and flow tabs offer first; one epoch on 512 images each, a few seconds)."""
+    root = tmp_path_factory.mktemp("families")
+    fields = dict(epochs=1, batch_size=64, train_size=512, valid_size=256, sample_count=16, device="cpu",
+                  log_every=4, quality_every=0)
+    gan = RunConfig("gan", GANConfig(generator_hidden=(32, 64), discriminator_hidden=(64, 32)), TrainConfig(**fields))
+    flow = RunConfig("flow", FlowConfig(couplings=2, hidden=32, mlp_layers=1), TrainConfig(**fields))
+    folder = root / "checkpoints"
+    shutil.copytree(digits_checkpoints, folder)
+    for config, name in ((gan, "gan"), (flow, "flow-mlp")):
+        train(config, root / "runs", name)
+        run = RunDir(root / "runs" / name)
+        shutil.copy(next(p for p in (run.best_checkpoint, run.last_checkpoint) if p.is_file()), folder / f"{name}.pt")
     return folder
 
 

@@ -1,8 +1,9 @@
 """End to end in a real headless browser: Debian's chromium driven by Playwright for Python.
 
 Starts ``streamlit run app.py`` on a free port against temporary runs and checkpoints, moves the
-manifold sliders, starts a tiny run from the Train tab and watches its curve grow, and saves a
-screenshot of each tab to tests/artifacts/. Skips when /usr/bin/chromium or playwright is missing.
+manifold sliders, starts a tiny run from the Train tab and watches its curve grow; on tiny GAN and
+flow checkpoints, moves the GAN's interpolation sliders and the flow's temperature and looks inside
+the flow. Saves a screenshot of each tab to tests/artifacts/. Skips when /usr/bin/chromium or playwright is missing.
 """
 from __future__ import annotations
 
@@ -39,10 +40,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path, runs_copy, digits_checkpoints):
+def server(tmp_path, runs_copy, family_checkpoints):
     """A streamlit server on the test runs and checkpoints; yields (url, runs folder)."""
     port = free_port()
-    env = dict(os.environ, GENAPP_RUNS_DIR=str(runs_copy), GENAPP_CHECKPOINTS_DIR=str(digits_checkpoints))
+    env = dict(os.environ, GENAPP_RUNS_DIR=str(runs_copy), GENAPP_CHECKPOINTS_DIR=str(family_checkpoints))
     log = open(tmp_path / "server.log", "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -103,6 +104,20 @@ def press_slider(page, key: str, keypress: str, times: int) -> None:
     wait_idle(page)
 
 
+def slide(page, key: str, keypress: str, shows: str, tries: int = 3) -> None:
+    """One key press on a slider until the page shows ``shows``: right after a fragment rerun a
+    slider can be swapped for a fresh one and lose a press, so a lost press is repeated (use
+    with End/Home, or with a single step whose result ``shows`` names)."""
+    for attempt in range(tries):
+        press_slider(page, key, keypress, 1)
+        try:
+            page.get_by_text(shows).wait_for(timeout=15_000)
+            return
+        except sync_api.TimeoutError:
+            if attempt == tries - 1:
+                raise
+
+
 def fill(page, key: str, value: str) -> None:
     field = page.locator(f".st-key-{key} input")
     field.fill(value)
@@ -112,6 +127,19 @@ def fill(page, key: str, value: str) -> None:
 
 def image_sources(page) -> list[str]:
     return page.eval_on_selector_all("[data-testid=stMain] img", "els => els.map(e => e.src)")
+
+
+def image_captions(page, key: str | None = None) -> list[str]:
+    """The captions of the images on the page (or inside the keyed container), in page order."""
+    scope = f".st-key-{key} " if key else "[data-testid=stMain] "
+    return page.eval_on_selector_all(f"{scope}[data-testid=stImageCaption]", "els => els.map(e => e.innerText)")
+
+
+def open_explore(page, family_tab: str) -> None:
+    page.get_by_role("tab", name=family_tab, exact=True).click()
+    wait_idle(page)
+    page.get_by_role("tab", name="Explore", exact=True).click()
+    wait_idle(page)
 
 
 def scatter_point_position(page, trace: int) -> tuple[float, float]:
@@ -193,3 +221,37 @@ def test_explore_slide_train_and_watch(page, server):
     wait_idle(page)
     page.get_by_text("3 runs in").wait_for()
     screenshot(page, "runs")
+
+
+def test_gan_and_flow_explorers(page):
+    # GAN → Explore: more interpolation steps redraw the strip; the frame slider walks along it.
+    open_explore(page, "GAN")
+    page.get_by_text("frame 1 of 10 (t = 0.00)").wait_for()
+    before = image_sources(page)
+    slide(page, "gan-steps", "End", "frame 1 of 24 (t = 0.00)")
+    after_steps = image_sources(page)
+    assert len(after_steps) == len(before)
+    changed = [i for i, (a, b) in enumerate(zip(after_steps, before)) if a != b]
+    assert len(changed) == 1  # the strip (frame 1 is the same start image); the grid above is untouched
+    slide(page, "gan-frame", "End", "frame 24 of 24 (t = 1.00)")
+    slide(page, "gan-frame", "ArrowLeft", "frame 23 of 24 (t = 0.96)")
+    after_frame = image_sources(page)
+    changed = [i for i, (a, b) in enumerate(zip(after_frame, after_steps)) if a != b]
+    assert len(changed) == 1 and changed[0] > max(i for i, (a, b) in enumerate(zip(after_steps, before)) if a != b)
+    screenshot(page, "gan")
+
+    # Flow → Explore: a higher temperature redraws the samples; inside the flow, a row of layers.
+    open_explore(page, "Flow")
+    page.get_by_text("64 samples at T = 0.70").wait_for()
+    before = image_sources(page)
+    slide(page, "flow-temperature", "End", "64 samples at T = 1.20")
+    after = image_sources(page)
+    assert len(after) == len(before)
+    assert sum(a != b for a, b in zip(after, before)) == 1  # the samples grid alone
+    page.get_by_text("Inside the flow").wait_for()
+    captions = image_captions(page)
+    forward = captions[captions.index("input"):captions.index("latent")]
+    inverse = captions[captions.index("latent"):]
+    assert forward == ["input", "logit", "1: coupling", "2: coupling"], forward
+    assert len(inverse) == len(forward) and all("coupling" in c for c in inverse[1:-1]), inverse
+    screenshot(page, "flow")
