@@ -100,7 +100,7 @@ def describe(model: Flow, source: Source) -> str:
     else:
         parts = [f"convolutional (width {c.width}, {c.blocks} blocks)"]
     if info.get("epoch") is not None:
-        parts.append(f"trained {info['epoch']} epochs ({info.get('step', 0):,} steps)")
+        parts.append(sources.training_summary(info))
     bpd = (info.get("metrics") or {}).get("bpd")
     if bpd is not None:
         parts.append(f"validation {bpd:.3f} bits/dim")

@@ -89,7 +89,7 @@ def describe(model: GAN) -> str:
     parts = [f"latent dimensions **{model.latent_dim}**", f"generator {', '.join(map(str, c.generator_hidden))}",
              f"discriminator {', '.join(map(str, c.discriminator_hidden))}"]
     if info.get("epoch") is not None:
-        parts.append(f"trained {info['epoch']} epochs ({info.get('step', 0):,} steps)")
+        parts.append(sources.training_summary(info))
     return " · ".join(parts)
 
 

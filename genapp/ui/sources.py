@@ -113,3 +113,9 @@ def run_columns(source: Source, split: str) -> dict[str, np.ndarray]:
     history = metrics_history(str(source.run.path))
     history.refresh()
     return history.columns(split)
+
+
+def training_summary(info: dict) -> str:
+    """"trained 1 epoch (390 steps)" from a checkpoint's info (``checkpoint_info``)."""
+    epochs, steps = info["epoch"], info.get("step", 0)
+    return f"trained {epochs} epoch{'s' if epochs != 1 else ''} ({steps:,} step{'s' if steps != 1 else ''})"

@@ -45,7 +45,7 @@ def describe(model: VAE, source: Source) -> str:
     info = getattr(model, "checkpoint_info", {}) or {}
     parts = [f"latent dimensions **{model.latent_dim}**", f"hidden {', '.join(map(str, model.config.hidden))}"]
     if info.get("epoch") is not None:
-        parts.append(f"trained {info['epoch']} epochs ({info.get('step', 0):,} steps)")
+        parts.append(sources.training_summary(info))
     loss = (info.get("metrics") or {}).get("loss")
     if loss is not None:
         parts.append(f"validation −ELBO {loss:.2f} nats")
