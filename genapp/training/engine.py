@@ -422,9 +422,14 @@ def resume(runs_dir: str | Path, run_name: str, callbacks=(), epochs: int | None
 
 
 def _truncate_metrics(run: RunDir, step: int) -> None:
-    """Keep metric records up to the checkpoint: train steps < step, validation at steps <= step."""
+    """Keep metric records up to the checkpoint: train steps < step, validation at steps <= step.
+
+    Rewritten whenever the file exists, even if no record is dropped: a job killed mid-write
+    leaves a partial last line, which the resumed job's first append would otherwise extend.
+    """
+    if not run.metrics_path.exists():
+        return
     records, _ = run.read_metrics()
     kept = [r for r in records if r["step"] < step or (r["split"] != "train" and r["step"] <= step)]
-    if len(kept) != len(records) or run.metrics_path.exists():
-        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept)
-        atomic_write(run.metrics_path, lambda f: f.write(text.encode()))
+    text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept)
+    atomic_write(run.metrics_path, lambda f: f.write(text.encode()))
