@@ -69,6 +69,22 @@ def test_the_d_step_leaves_g_alone_and_the_g_step_leaves_d_alone(batch):
     assert any("weight" in k for k in changed(g1, model.generator))
 
 
+def test_the_g_step_computes_no_discriminator_gradients(batch):
+    model = small_gan()
+    optimizers = model.configure_optimizers(TrainConfig(lr=2e-4))
+    after_d_step = {}
+    d_step = optimizers["discriminator"].step
+
+    def step(*args, **kwargs):  # what D's gradients are when its optimizer steps
+        after_d_step.update({n: p.grad.clone() for n, p in model.discriminator.named_parameters()})
+        return d_step(*args, **kwargs)
+
+    optimizers["discriminator"].step = step
+    model.train_step(batch, optimizers)
+    for name, p in model.discriminator.named_parameters():
+        assert p.requires_grad and torch.equal(p.grad, after_d_step[name]), name
+
+
 def test_a_full_step_changes_both_players(batch):
     model = small_gan()
     optimizers = model.configure_optimizers(TrainConfig(lr=2e-4))

@@ -158,6 +158,11 @@ class GAN(GenerativeModel):
                                           **fused_if_supported(self)),
         }
 
+    def compile_for_training(self) -> None:
+        """Compile both players: ``train_step`` calls them directly, never ``forward``."""
+        self.generator.compile(dynamic=False)
+        self.discriminator.compile(dynamic=False)
+
     def train_step(self, batch: torch.Tensor, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
         """One discriminator update, then (after the warm-up) one generator update.
 
@@ -181,8 +186,12 @@ class GAN(GenerativeModel):
             if not self.config.same_noise:
                 fake = self._g(torch.randn(n, self.latent_dim, device=device))
             g_opt.zero_grad(set_to_none=True)
-            g_loss = self._generator_loss(self._d(fake))
-            g_loss.backward()
+            self.discriminator.requires_grad_(False)  # its weight gradients here would be thrown away
+            try:
+                g_loss = self._generator_loss(self._d(fake))
+                g_loss.backward()
+            finally:
+                self.discriminator.requires_grad_(True)
             g_opt.step()
         else:
             with torch.no_grad():
