@@ -101,10 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a clear one-line error for the things a user can cause
         from genapp.checkpoint import CheckpointError
         from genapp.data import DataError
-        from genapp.training.runs import RunError
+        from genapp.training.runs import RunError, storage_message
 
         if isinstance(e, (CheckpointError, DataError, RunError, RuntimeError)):
             print(f"error: {e}", file=sys.stderr)
+            return 1
+        if isinstance(e, OSError):  # a full disk, an unwritable folder: what to do, not a traceback
+            print(f"error: {storage_message(e)}", file=sys.stderr)
             return 1
         raise
 

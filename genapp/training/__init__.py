@@ -1,6 +1,18 @@
 """The engine (loop, callbacks), the run directory, and (for the UI) the job launcher."""
-from genapp.training.engine import Callback, RunResult, Trainer, available_devices, resolve_device, resume, train
-from genapp.training.runs import RunDir, RunError, list_runs
+from __future__ import annotations
 
-__all__ = ["Callback", "RunDir", "RunError", "RunResult", "Trainer", "available_devices", "list_runs",
-           "resolve_device", "resume", "train"]
+_EXPORTS = {
+    "Callback": "engine", "RunResult": "engine", "Trainer": "engine", "available_devices": "engine",
+    "resolve_device": "engine", "resume": "engine", "train": "engine",
+    "RunDir": "runs", "RunError": "runs", "list_runs": "runs",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    # Imported on first use: ``genapp.training.slots`` (the queue waiter) must not load torch.
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f"genapp.training.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'genapp.training' has no attribute {name!r}")

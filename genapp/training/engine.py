@@ -11,11 +11,13 @@ models) travels in the checkpoint, so a resumed run continues exactly where it s
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import platform
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -29,7 +31,8 @@ from genapp.config import RunConfig, lr_factor
 from genapp.data import load_mnist
 from genapp.images import make_grid, save_png
 from genapp.models import get_family
-from genapp.training.runs import RunDir, RunError, new_run_name
+from genapp.training import slots
+from genapp.training.runs import RunDir, RunError, StorageError, new_run_name, storage_message
 
 SAMPLE_SEED_OFFSET = 7919  # fixed noise for the per-epoch sample grids
 
@@ -112,6 +115,7 @@ class Trainer:
         self.device_name = device_name(self.device)
         self.quality_error: str | None = None
         self.stop_requested = False
+        self.pid_start = slots.process_start(os.getpid())  # with the pid: this process, not a reused pid
 
         torch.manual_seed(tc.seed)
         mnist = load_mnist(tc.data_dir or None)
@@ -196,7 +200,7 @@ class Trainer:
         remaining = self.total_steps - self.step
         rate_steps = self.images_per_s / self.config.train.batch_size if self.images_per_s else 0.0
         self.run.write_status(
-            state, pid=os.getpid(), device=str(self.device), step=self.step, total_steps=self.total_steps,
+            state, pid=os.getpid(), pid_start=self.pid_start, device=str(self.device), step=self.step, total_steps=self.total_steps,
             epoch=self.epoch, epochs=self.config.train.epochs, images_per_s=round(self.images_per_s, 1),
             eta_s=round(remaining / rate_steps, 1) if rate_steps else None, started=self.started,
             train_seconds=round(self.train_seconds, 1), threads=torch.get_num_threads(),
@@ -261,8 +265,13 @@ class Trainer:
             return self._finish("finished")
         except Diverged as e:
             return self._finish("diverged", error=str(e), diverged_step=e.step)
+        except OSError as e:  # a full disk, a runs directory gone read-only: say so plainly
+            message = storage_message(e)
+            self._finish_if_possible("failed", error=message)
+            raise StorageError(message) from e
         except BaseException as e:
-            self._finish("failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=8))
+            self._finish_if_possible("failed", error=f"{type(e).__name__}: {e}",
+                                     traceback=traceback.format_exc(limit=8))
             raise
         finally:
             _restore_sigterm(previous_handler)
@@ -346,6 +355,13 @@ class Trainer:
             return {}
         return {k: v for k, v in scores.items() if k not in ("samples",)}
 
+    def _finish_if_possible(self, state: str, **extra) -> None:
+        """Record the end, if the disk still lets us; the explorer notices a silent end anyway."""
+        try:
+            self._finish(state, **extra)
+        except OSError as e:
+            print(f"could not record the run as {state}: {storage_message(e)}", file=sys.stderr)
+
     def _finish(self, state: str, **extra) -> RunResult:
         self._pending = []
         self._status(state, force=True, **extra)
@@ -382,14 +398,35 @@ def _restore_sigterm(previous) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _run_lock(run: RunDir):
+    """Hold the run's lock while training it: one writer per run, and a lock the kernel drops
+    when this process dies, however it dies (which is how the explorer tells a killed job)."""
+    try:
+        fd = slots.lock_run(run.path.parent, run.name)
+    except OSError as e:
+        raise StorageError(storage_message(e)) from e
+    if fd is None:
+        raise RunError(f"run {run.name} is being trained by another process: stop it first, or wait for it to end")
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
 def train(config: RunConfig, runs_dir: str | Path = "runs", run_name: str | None = None, callbacks=()) -> RunResult:
     """Start a new run in ``runs_dir/run_name`` and train it to the end (or a stop)."""
     run = RunDir.open(runs_dir, run_name or new_run_name(config.family))
-    if run.path.exists() and any(run.path.iterdir()):
-        raise RunError(f"run {run.name} already exists in {runs_dir}; resume it or choose another name")
-    run.create(config.to_dict())
-    run.write_status("queued", pid=os.getpid())
-    return _fit(config, run, callbacks)
+    with _run_lock(run):
+        if not run.is_blank():  # a job killed before it saved anything leaves a blank folder: reuse it
+            raise RunError(f"run {run.name} already exists in {runs_dir}; resume it or choose another name")
+        try:
+            run.remove_partial_writes()
+            run.create(config.to_dict())
+            run.write_status("queued", pid=os.getpid(), pid_start=slots.process_start(os.getpid()))
+        except OSError as e:
+            raise StorageError(storage_message(e)) from e
+        return _fit(config, run, callbacks)
 
 
 def _fit(config: RunConfig, run: RunDir, callbacks, checkpoint: dict | None = None) -> RunResult:
@@ -397,7 +434,8 @@ def _fit(config: RunConfig, run: RunDir, callbacks, checkpoint: dict | None = No
     try:
         trainer = Trainer(config, run, callbacks, checkpoint)
     except BaseException as e:
-        run.write_status("failed", error=f"{type(e).__name__}: {e}")
+        with contextlib.suppress(OSError):
+            run.write_status("failed", error=f"{type(e).__name__}: {e}")
         raise
     return trainer.fit()
 
@@ -407,18 +445,23 @@ def resume(runs_dir: str | Path, run_name: str, callbacks=(), epochs: int | None
     run = RunDir.open(runs_dir, run_name)
     if not run.exists():
         raise RunError(f"no run {run_name!r} in {runs_dir}")
-    config = RunConfig.from_dict(run.read_config())
-    if epochs is not None:
-        config.train.epochs = epochs
-        run.create(config.to_dict())
-    if run.last_checkpoint.is_file():
-        checkpoint = read_checkpoint(run.last_checkpoint, config.family)
-        # Anything logged after the checkpoint will be logged again: drop it, keep one history.
-        _truncate_metrics(run, checkpoint["step"])
-    else:
-        checkpoint = None
-        _truncate_metrics(run, 0)
-    return _fit(config, run, callbacks, checkpoint)
+    with _run_lock(run):
+        config = RunConfig.from_dict(run.read_config())
+        try:
+            run.remove_partial_writes()  # of a job killed mid-write; ours to clean now we hold the lock
+            if epochs is not None:
+                config.train.epochs = epochs
+                run.create(config.to_dict())
+            if run.last_checkpoint.is_file():
+                checkpoint = read_checkpoint(run.last_checkpoint, config.family)
+                # Anything logged after the checkpoint will be logged again: drop it, keep one history.
+                _truncate_metrics(run, checkpoint["step"])
+            else:
+                checkpoint = None
+                _truncate_metrics(run, 0)
+        except OSError as e:
+            raise StorageError(storage_message(e)) from e
+        return _fit(config, run, callbacks, checkpoint)
 
 
 def _truncate_metrics(run: RunDir, step: int) -> None:

@@ -80,4 +80,5 @@ class MetricsHistory:
             return None
         values = valid[metric] if lower_is_better else -valid[metric]
         i = int(np.nanargmin(values))
-        return float(valid[metric][i]), int(valid["epoch"][i])
+        epoch = valid["epoch"][i]
+        return float(valid[metric][i]), int(epoch) if np.isfinite(epoch) else 0

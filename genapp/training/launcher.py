@@ -8,8 +8,13 @@ belongs to the job. The launcher only keeps the job's console output, in
 refuses to start in if it is not empty).
 
 What a run is doing is read from its ``status.json``, corrected for a job that died without a
-word (killed, out of memory): a status that still says running while its process is gone reads
-as failed.
+word (killed, out of memory): a status that still says running while no process holds the run's
+lock (see ``genapp.training.slots``) reads as failed. Nothing of this lives only in the server, so
+a restarted server (or a second one) finds every job again.
+
+At most ``GENAPP_MAX_JOBS`` jobs (default 2; 0 = no limit) train at once: each job starts
+behind the queue waiter of ``genapp.training.slots``, which waits for a free slot, first come,
+first served, and shows the job as ``queued`` with its place in the line meanwhile.
 """
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genapp.config import RunConfig, option_name
-from genapp.training.runs import ACTIVE_STATES, RunDir, RunError, check_run_name, pid_alive
+from genapp.training import slots
+from genapp.training.runs import ACTIVE_STATES, RunDir, RunError, check_run_name, storage_message
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # where ``python -m train`` is importable
 LOG_DIR = ".logs"
@@ -122,6 +128,11 @@ class JobTable:
         with self._lock:
             self._jobs[job.runs_dir / job.run_name] = job
 
+    def remove(self, job: Job) -> None:
+        with self._lock:
+            if self._jobs.get(job.runs_dir / job.run_name) is job:
+                del self._jobs[job.runs_dir / job.run_name]
+
     def get(self, runs_dir: str | Path, run_name: str) -> Job | None:
         """The latest job of that run, reaped if it has ended; None if this server started none."""
         with self._lock:
@@ -145,11 +156,21 @@ class JobTable:
             job.process.poll()
 
 
+def queued_command(command: list[str], runs_dir: Path, run_name: str, family: str, limit: int) -> list[str]:
+    """``command`` behind the queue waiter: it trains once one of ``limit`` slots is free."""
+    return [sys.executable, "-m", "genapp.training.slots", "--runs-dir", str(runs_dir), "--run", run_name,
+            "--family", family, "--max-jobs", str(limit), "--", *command]
+
+
 def _spawn(command: list[str], runs_dir: Path, run_name: str) -> subprocess.Popen:
     """Start ``command`` in its own session, console output appended to the run's log."""
     log = log_path(runs_dir, run_name)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        out = open(log, "ab")
+    except OSError as e:  # an unwritable or full runs directory: refuse before starting anything
+        raise LaunchError(storage_message(e, str(runs_dir))) from None
+    with out:
         out.write(f"$ {' '.join(command)}\n".encode())
         out.flush()
         return subprocess.Popen(
@@ -158,21 +179,36 @@ def _spawn(command: list[str], runs_dir: Path, run_name: str) -> subprocess.Pope
         )
 
 
-def start_run(config: RunConfig, runs_dir: str | Path, run_name: str, jobs: JobTable | None = None) -> Job:
-    """Launch a new run; returns at once (the job creates the run directory a moment later)."""
-    runs_dir = Path(runs_dir).resolve()
-    check_run_name(run_name)
-    run = RunDir(runs_dir / run_name)
-    if run.path.exists():
-        raise LaunchError(f"a run named {run_name!r} already exists in {runs_dir}; choose another name")
-    command = train_command(config, runs_dir, run_name)
-    job = Job(config.family, run_name, runs_dir, _spawn(command, runs_dir, run_name), command)
+def _launch(family: str, command: list[str], runs_dir: Path, run_name: str, jobs: JobTable | None,
+            max_jobs: int | None) -> Job:
+    limit = slots.max_jobs() if max_jobs is None else max_jobs
+    if limit > 0:
+        command = queued_command(command, runs_dir, run_name, family, limit)
+    job = Job(family, run_name, runs_dir, _spawn(command, runs_dir, run_name), command)
     if jobs is not None:
         jobs.add(job)
     return job
 
 
-def resume_run(run: RunDir, epochs: int | None = None, jobs: JobTable | None = None) -> Job:
+def start_run(config: RunConfig, runs_dir: str | Path, run_name: str, jobs: JobTable | None = None,
+              max_jobs: int | None = None) -> Job:
+    """Launch a new run; returns at once (the job creates the run directory a moment later).
+
+    ``max_jobs`` (default ``GENAPP_MAX_JOBS``, else 2; 0 = no limit) jobs train at a time: a
+    job started beyond that waits in the queue.
+    """
+    runs_dir = Path(runs_dir).resolve()
+    check_run_name(run_name)
+    run = RunDir(runs_dir / run_name)
+    if run.path.exists() and not run.is_blank() or slots.run_locked(runs_dir, run_name):
+        raise LaunchError(f"a run named {run_name!r} already exists in {runs_dir}; choose another name")
+    if slots.ticket(runs_dir, run_name) is not None:
+        raise LaunchError(f"a run named {run_name!r} is already waiting in the queue; choose another name")
+    return _launch(config.family, train_command(config, runs_dir, run_name), runs_dir, run_name, jobs, max_jobs)
+
+
+def resume_run(run: RunDir, epochs: int | None = None, jobs: JobTable | None = None,
+               max_jobs: int | None = None) -> Job:
     """Continue a run that is not active from its last checkpoint (raising ``epochs`` if given)."""
     state = run_state(run, jobs)
     if state.active:
@@ -180,14 +216,12 @@ def resume_run(run: RunDir, epochs: int | None = None, jobs: JobTable | None = N
     family = str(run.read_config().get("family"))
     runs_dir = run.path.parent.resolve()
     command = resume_command(family, runs_dir, run.name, epochs)
-    job = Job(family, run.name, runs_dir, _spawn(command, runs_dir, run.name), command)
-    if jobs is not None:
-        jobs.add(job)
-    return job
+    return _launch(family, command, runs_dir, run.name, jobs, max_jobs)
 
 
 def stop_run(run: RunDir, jobs: JobTable | None = None) -> None:
-    """Ask a running job to stop: SIGTERM, on which it checkpoints and ends as ``stopped``.
+    """Ask a job to stop: SIGTERM, on which it checkpoints and ends as ``stopped``; a job still
+    waiting in the queue leaves it (a new run then leaves no trace).
 
     A job that has not reached its training loop yet (still loading data) has no handler for
     the signal and simply ends; its run then reads as failed and can be started again.
@@ -196,41 +230,65 @@ def stop_run(run: RunDir, jobs: JobTable | None = None) -> None:
     if not state.active:
         raise LaunchError(f"run {run.name} is {state.state}, not running")
     job = jobs.get(run.path.parent, run.name) if jobs is not None else None
-    pid = job.process.pid if job is not None and job.alive else state.status.get("pid")
-    if not isinstance(pid, int) or not process_alive(pid):
+    if state.ticket is not None:
+        pid, start = state.ticket.pid, state.ticket.pid_start
+    elif job is not None and job.alive:
+        pid, start = job.process.pid, None
+    else:
+        pid, start = state.status.get("pid"), state.status.get("pid_start")
+    if not process_alive(pid, start):
         raise LaunchError(f"run {run.name}: its process is gone")
     os.kill(pid, signal.SIGTERM)
+    if state.ticket is not None:
+        # The waiter leaves at once; wait for it, so the page that asked shows it gone.
+        deadline = time.monotonic() + 5
+        while slots.is_locked(slots.ticket_path(run.path.parent, run.name)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if job is not None and not run.exists():
+            jobs.remove(job)
 
 
 def delete_run(run: RunDir, jobs: JobTable | None = None) -> None:
-    """Remove a run directory and its log; refused while the run is active."""
+    """Remove a run directory and its log; refused while the run is active.
+
+    Only ever a real directory directly inside the runs directory: a run name is one path
+    component, a symbolic link is refused (never followed), and the run's lock is held while
+    deleting, so no job can start writing into it meanwhile.
+    """
+    check_run_name(run.name)
+    root = run.path.parent.resolve()
+    if run.path.is_symlink():
+        raise LaunchError(f"{run.path} is a symbolic link: genapp deletes only run directories it "
+                          "made; remove the link by hand")
+    target = run.path.resolve()
+    if target.parent != root or not target.is_relative_to(root):
+        raise LaunchError(f"{run.path} is not inside the runs directory {root}")
     state = run_state(run, jobs)
     if state.active:
         raise LaunchError(f"run {run.name} is {state.state}: stop it before deleting it")
     if not run.exists():
         raise LaunchError(f"{run.path} is not a run directory")
-    shutil.rmtree(run.path)
-    log_path(run.path.parent, run.name).unlink(missing_ok=True)
+    try:
+        lock = slots.lock_run(root, run.name, timeout=0.5)
+    except OSError as e:
+        raise LaunchError(f"not deleted: {storage_message(e)}") from None
+    if lock is None:
+        raise LaunchError(f"run {run.name} is being trained: stop it before deleting it")
+    try:
+        shutil.rmtree(target)  # removes links inside the run, never what they point to
+        log_path(root, run.name).unlink(missing_ok=True)
+    finally:
+        os.close(lock)
 
 
 # ----------------------------------------------------------------------------- state
 
 
-def process_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live training process (not a zombie, not a recycled pid).
-
-    On Linux the command line is checked too: a zombie has none, and a pid reused by an
-    unrelated program does not mention ``train``.
-    """
-    if not pid_alive(pid):
-        return False
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if not cmdline.parent.is_dir():
-        return True  # no /proc (macOS): trust the signal check
-    try:
-        return b"train" in cmdline.read_bytes()
-    except OSError:
-        return False
+def process_alive(pid: object, start: object = None) -> bool:
+    """Whether ``pid`` is a live training process (not a zombie, not a recycled pid): the one that
+    started at ``start`` (clock ticks, as a status records it), else one whose command line
+    mentions ``train``."""
+    return slots.process_alive(pid, start)
 
 
 @dataclass
@@ -245,19 +303,38 @@ class RunState:
     state: str
     status: dict
     error: str = ""
+    ticket: slots.Ticket | None = None  # its place in the queue, while queued for a slot
+    waiting: int = 0  # jobs in that queue
 
     @property
     def active(self) -> bool:
         return self.state in (*ACTIVE_STATES, "starting")
 
+    @property
+    def label(self) -> str:
+        """The state as a table shows it: "queued (2 of 3)" while waiting for a slot."""
+        if self.ticket is not None:
+            return f"queued ({self.ticket.position} of {self.waiting})"
+        return self.state
+
 
 def run_state(run: RunDir, jobs: JobTable | None = None) -> RunState:
-    """The run's status, corrected for a job that ended without writing its final status."""
-    job = jobs.get(run.path.parent, run.name) if jobs is not None else None
-    if not run.status_path.is_file():
+    """The run's status, corrected for a job that ended without writing its final status, and for
+    one that waits in the queue or is starting (it has written nothing yet)."""
+    root = run.path.parent
+    job = jobs.get(root, run.name) if jobs is not None else None
+    waiting = slots.queue(root) if slots.is_locked(slots.ticket_path(root, run.name)) else []
+    ticket = next((t for t in waiting if t.run == run.name), None)
+    status = run.read_status() if run.status_path.is_file() else {}
+    if ticket is not None:
+        return RunState("queued", status, "", ticket, len(waiting))
+    if not status:
         return _state_without_status(run, job)
-    status = run.read_status()
-    if status["state"] not in ACTIVE_STATES or _job_alive(status, job):
+    if status["state"] not in ACTIVE_STATES:
+        if job is not None and job.alive and job.started > status.get("updated", 0):
+            return RunState("starting", status)  # resumed: the new job has not reported yet
+        return RunState(status["state"], status, status.get("error", ""))
+    if _job_alive(run, status, job):
         return RunState(status["state"], status, status.get("error", ""))
     status = run.read_status()  # it may have finished between the first read and the check
     if status["state"] not in ACTIVE_STATES:
@@ -265,15 +342,18 @@ def run_state(run: RunDir, jobs: JobTable | None = None) -> RunState:
     return RunState("failed", status, _died_message(run, status.get("pid")))
 
 
-def _job_alive(status: dict, job: Job | None) -> bool:
-    if job is not None and job.alive:
+def _job_alive(run: RunDir, status: dict, job: Job | None) -> bool:
+    if slots.run_locked(run.path.parent, run.name) or (job is not None and job.alive):
         return True
-    pid = status.get("pid")
-    return isinstance(pid, int) and process_alive(pid)
+    return process_alive(status.get("pid"), status.get("pid_start"))
 
 
 def _state_without_status(run: RunDir, job: Job | None) -> RunState:
+    if slots.run_locked(run.path.parent, run.name):
+        return RunState("starting", {})
     if job is None:
+        if run.exists():
+            return RunState("failed", {}, _died_message(run, None))  # it never reported at all
         return RunState("unknown", {}, f"{run.path}: no status.json")
     if job.alive:
         return RunState("starting", {})
@@ -283,21 +363,33 @@ def _state_without_status(run: RunDir, job: Job | None) -> RunState:
 
 
 def _died_message(run: RunDir, pid: object) -> str:
-    message = f"the training process (pid {pid}) ended without reporting (killed, or crashed)"
+    process = f"the training process (pid {pid})" if pid is not None else "the training process"
+    message = f"{process} ended without reporting (killed, or crashed); resume the run to continue " \
+              "from its last checkpoint"
     tail = log_tail(run.path.parent, run.name)
     return message + (f"; the end of its log:\n{tail}" if tail else "")
 
 
 def pending_run_names(runs_dir: str | Path, jobs: JobTable, family: str) -> list[str]:
-    """Runs of ``family`` this server launched in ``runs_dir`` that have no run directory yet."""
-    return [
-        j.run_name for j in jobs.in_dir(runs_dir)
-        if j.family == family and not RunDir(j.runs_dir / j.run_name).exists()
-    ]
+    """Runs of ``family`` launched in ``runs_dir`` that have no run directory yet: this server's
+    jobs, then those waiting in the queue (whoever started them, before a restart too)."""
+    names = [j.run_name for j in jobs.in_dir(runs_dir) if j.family == family]
+    names += [t.run for t in slots.queue(runs_dir) if t.family == family and t.run not in names]
+    return [name for name in names if not RunDir(Path(runs_dir) / name).exists()]
+
+
+def activity(runs_dir: str | Path) -> tuple[int, int]:
+    """(jobs training, jobs waiting in the queue) in ``runs_dir``, whoever started them."""
+    locks = Path(runs_dir) / slots.LOCKS_DIR
+    try:
+        training = sum(slots.is_locked(p) for p in locks.glob("*.lock"))
+    except OSError:
+        training = 0
+    return training, len(slots.queue(runs_dir))
 
 
 __all__ = [
-    "Job", "JobTable", "LaunchError", "RunError", "RunState", "delete_run", "log_path", "log_tail",
-    "pending_run_names", "process_alive", "resume_run", "run_state", "start_run", "stop_run",
+    "Job", "JobTable", "LaunchError", "RunError", "RunState", "activity", "delete_run", "log_path", "log_tail",
+    "pending_run_names", "process_alive", "queued_command", "resume_run", "run_state", "start_run", "stop_run",
     "train_command",
 ]

@@ -9,9 +9,12 @@
 
 Writers append whole lines or write a temporary file and rename it, so a reader never sees a
 torn JSON document; a partial *last* line of metrics.jsonl (a write in progress) is skipped.
+Readers never trust what they read: a malformed file or field reads as missing, with a message,
+never as an exception in the explorer.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -23,12 +26,36 @@ from pathlib import Path
 from genapp.checkpoint import atomic_write
 
 STATES = ("queued", "running", "finished", "stopped", "failed", "diverged")
+# The types of the status fields the explorer reads (numbers are never booleans).
+STATUS_TYPES = {
+    "pid": int, "pid_start": int, "step": int, "total_steps": int, "epoch": int, "epochs": int,
+    "images_per_s": (int, float), "eta_s": (int, float), "started": (int, float), "updated": (int, float),
+    "train_seconds": (int, float), "threads": int, "device": str, "device_name": str, "metrics": dict,
+}
 ACTIVE_STATES = ("queued", "running")
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 class RunError(RuntimeError):
     """A run directory is missing, misnamed or unreadable."""
+
+
+class StorageError(RunError):
+    """The runs directory cannot be written (full disk, no permission, read-only, not a folder)."""
+
+
+def storage_message(error: OSError, what: str = "") -> str:
+    """A user's explanation of a failed write, naming the file and what to do about it."""
+    path = error.filename or what or "the runs directory"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"no space left on the device holding {path}: free some space (delete old runs), then "
+                "resume the run: it continues from its last checkpoint")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"cannot write {path} ({error.strerror}): choose a writable runs directory "
+                "(--runs-dir, GENAPP_RUNS_DIR or the sidebar) or fix its permissions")
+    if error.errno in (errno.ENOTDIR, errno.EEXIST):
+        return f"cannot create {path}: a file stands where the runs directory should be"
+    return f"cannot write {path}: {error.strerror or error}"
 
 
 def check_run_name(name: str) -> str:
@@ -90,9 +117,23 @@ class RunDir:
     # -- writers (the job) --------------------------------------------------------------------
 
     def create(self, config: dict) -> None:
-        self.samples_dir.mkdir(parents=True, exist_ok=True)
-        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        # config.json first: a job killed in here leaves a run that exists, or an empty folder.
+        self.path.mkdir(parents=True, exist_ok=True)
         write_json(self.config_path, config)
+        self.samples_dir.mkdir(exist_ok=True)
+        self.checkpoints_dir.mkdir(exist_ok=True)
+
+    def is_blank(self) -> bool:
+        """True if nothing was ever saved here: no files but empty folders and the temporary
+        files of writes a killed job never finished."""
+        if not self.path.is_dir():
+            return True
+        return all(p.is_dir() or (p.name.startswith(".") and p.name.endswith(".tmp")) for p in self.path.rglob("*"))
+
+    def remove_partial_writes(self) -> None:
+        """Delete the temporary files of writes cut short (only the run's own writer may call this)."""
+        for p in self.path.rglob(".*.tmp"):
+            p.unlink(missing_ok=True)
 
     def write_status(self, state: str, **fields) -> None:
         assert state in STATES, state
@@ -114,13 +155,23 @@ class RunDir:
         return read_json(self.config_path)
 
     def read_status(self) -> dict:
-        """The status dict; a run whose status cannot be read says so instead of raising."""
+        """The status dict; a run whose status cannot be read says so instead of raising.
+
+        Fields of the wrong type (a hand-edited or foreign file) are dropped, so whoever shows
+        them can rely on the types the engine writes.
+        """
         try:
             status = read_json(self.status_path)
         except RunError as e:
             return {"state": "unknown", "error": str(e)}
         if status.get("state") not in STATES:
             return {"state": "unknown", "error": f"{self.status_path}: unknown state {status.get('state')!r}"}
+        bad = [k for k, kinds in STATUS_TYPES.items() if k in status and status[k] is not None
+               and (not isinstance(status[k], kinds) or isinstance(status[k], bool))]
+        for key in bad:
+            del status[key]
+        if not isinstance(status.get("error", ""), str):
+            status["error"] = str(status["error"])
         return status
 
     def read_metrics(self, offset: int = 0) -> tuple[list[dict], int]:
@@ -142,7 +193,7 @@ class RunDir:
                 record = json.loads(line)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 continue
-            if isinstance(record, dict) and "step" in record and "split" in record:
+            if is_record(record):
                 records.append(record)
         return records, offset + end
 
@@ -157,20 +208,30 @@ class RunDir:
         return sorted(epochs)
 
 
+def is_record(record: object) -> bool:
+    """A metrics line the readers can use: an object with an integer step, a split and, if it has
+    one, an integer epoch."""
+    def integer(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    return (isinstance(record, dict) and isinstance(record.get("split"), str) and integer(record.get("step"))
+            and integer(record.get("epoch", 0)))
+
+
 def list_runs(root: str | Path) -> list[RunDir]:
     """Every run under ``root`` (newest first); an absent root is simply empty."""
     root = Path(root)
     if not root.is_dir():
         return []
-    runs = [RunDir(p) for p in root.iterdir() if p.is_dir() and RUN_NAME.match(p.name) and (p / "config.json").is_file()]
-    return sorted(runs, key=lambda r: r.config_path.stat().st_mtime, reverse=True)
-
-
-def pid_alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        runs = [RunDir(p) for p in root.iterdir() if RUN_NAME.match(p.name) and (p / "config.json").is_file()]
+    except OSError:  # unreadable: nothing to list
+        return []
+
+    def modified(run: RunDir) -> float:
+        try:
+            return run.config_path.stat().st_mtime
+        except OSError:  # deleted meanwhile
+            return 0.0
+
+    return sorted(runs, key=modified, reverse=True)
