@@ -1,20 +1,25 @@
-"""Server time of a slider move on the VAE manifold (the explorer's target: under 50 ms).
+"""Server time of the explorer's interactions (target: under 50 ms) and of each tab's first render.
 
-    python -m benchmarks.explorer_latency [--checkpoint checkpoints/vae-z2.pt] [--moves 40]
+    python -m benchmarks.explorer_latency [--moves 40] [--n 15] [--no-tabs]
 
-Prints the median and 90th percentile over ``--moves`` moves of z1 of:
+Prints the median, 90th percentile and minimum of:
 
-  * compute:   what a move computes: decode one latent, enlarge it, mark the latent on the
-               cached manifold picture, and encode both pictures as PNG (as st.image does);
-  * fragment:  a rerun of the manifold section alone (it is an ``st.fragment``, so that is all a
-               move reruns), timed around AppTest's ``run()``: script thread, widget state and
-               the messages of its elements included; an upper bound of the real server time;
-  * page:      for comparison, a rerun of the whole Explore tab, which is what a move would cost
-               if the section were not a fragment (all model-derived work cached).
+  * manifold move: compute   what a z1 slider move computes on vae-z2: decode one latent, enlarge
+                             it, mark it on the cached manifold picture, encode both as PNG;
+  * manifold move: fragment  a rerun of the manifold section alone (an ``st.fragment``, so that
+                             is all a move reruns), timed around AppTest's ``run()``: script
+                             thread, widget state and element messages included, an upper bound
+                             of the real server time;
+  * interpolation strip      the GAN tab's interpolation fragment after a change of its Steps
+                             slider (3..24 images generated, strip and frame drawn);
+  * flow samples at T        the Flow tab's samples fragment after a temperature move (64
+                             samples through the inverse flow);
+  * manifold move: page      for comparison, the same move if the section were not a fragment;
+  * first render: <tab>      each main tab's first render in a new session (a fresh AppTest,
+                             whole page), once every model is cached by an earlier session.
 
-Without ``--checkpoint`` it uses checkpoints/vae-z2.pt, or trains a tiny 2-D VAE for a few seconds
-when that file is not there (the timings hardly depend on the weights). Figures vary by 15-25%
-from run to run on a busy machine: compare medians measured side by side.
+Uses the shipped checkpoints (a tiny 2-D VAE is trained when vae-z2.pt is missing). Figures vary
+by 15-25% from run to run on a busy machine: compare medians measured side by side.
 """
 from __future__ import annotations
 
@@ -85,13 +90,34 @@ def fragment_script(checkpoint: str, n: int) -> None:
     vae_tab.manifold_section(model, checkpoint)
 
 
-def time_moves(at, moves: int) -> list[float]:
-    """Seconds of each ``run()`` after moving the z1 slider (the first runs warm the caches)."""
+def gan_interpolation_script(checkpoint: str) -> None:
+    """The GAN tab's interpolation section alone (run by AppTest)."""
+    import os
+
+    from genapp.ui import gan_tab
+    from genapp.ui.resources import model_from_file
+
+    gan_tab.interpolation_section(model_from_file(checkpoint, os.path.getmtime(checkpoint), "gan"))
+
+
+def flow_samples_script(checkpoint: str) -> None:
+    """The Flow tab's samples-at-a-temperature section alone (run by AppTest)."""
+    import os
+
+    from genapp.ui import flow_tab
+    from genapp.ui.resources import model_from_file
+
+    flow_tab.samples_section(model_from_file(checkpoint, os.path.getmtime(checkpoint), "flow"))
+
+
+def time_moves(at, moves: int, key: str = "vae-z1", values: list | None = None) -> list[float]:
+    """Seconds of each ``run()`` after moving slider ``key`` (the first runs warm the caches)."""
+    values = values or z_values(moves)
     at.run()
-    at.slider(key="vae-z1").set_value(0.3).run()
+    at.slider(key=key).set_value(values[-1]).run()
     times = []
-    for z1 in z_values(moves):
-        slider = at.slider(key="vae-z1").set_value(z1)
+    for value in values[:moves]:
+        slider = at.slider(key=key).set_value(value)
         start = time.perf_counter()
         slider.run()
         times.append(time.perf_counter() - start)
@@ -99,46 +125,102 @@ def time_moves(at, moves: int) -> list[float]:
     return times
 
 
-def report(name: str, seconds: list[float]) -> None:
+def sweep(low, high, step, moves: int) -> list:
+    """``moves`` slider positions stepping back and forth over [low, high] in the slider's steps."""
+    count = round((high - low) / step) + 1
+    return [round(low + step * ((7 * i) % count), 4) for i in range(1, moves + 1)]
+
+
+def report(name: str, seconds: list[float]) -> dict:
     ms = sorted(s * 1000 for s in seconds)
     p90 = ms[min(len(ms) - 1, int(0.9 * len(ms)))]
-    print(f"{name:<10} median {statistics.median(ms):7.1f} ms   p90 {p90:7.1f} ms   "
-          f"min {ms[0]:6.1f} ms   ({len(ms)} moves)")
+    print(f"{name:<28} median {statistics.median(ms):7.1f} ms   p90 {p90:7.1f} ms   "
+          f"min {ms[0]:6.1f} ms   ({len(ms)} runs)", flush=True)
+    return {"name": name, "median_ms": statistics.median(ms), "p90_ms": p90, "min_ms": ms[0], "n": len(ms)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, default=CHECKPOINTS_DIR / "vae-z2.pt")
-    parser.add_argument("--moves", type=int, default=40)
-    parser.add_argument("--n", type=int, default=15, help="manifold grid size (the slider's default)")
-    args = parser.parse_args()
-
+def tab_first_renders(repeats: int) -> list[dict]:
+    """Each main tab's first render in a new session, once every model is cached (AppTest, whole page)."""
     from streamlit.testing.v1 import AppTest
 
+    warm = AppTest.from_file(str(APP), default_timeout=300).run()
+    main_tabs = next(block for block in warm.main.children.values() if block.type == "tab_container")
+    labels = [tab.label for tab in main_tabs.children.values()]
+    for label in labels:  # the cold pass: loads and caches every tab's models
+        warm.session_state["main-tab"] = label
+        warm.run()
+    rows = []
+    for label in labels:
+        times = []
+        for _ in range(repeats):
+            at = AppTest.from_file(str(APP), default_timeout=300)
+            at.session_state["main-tab"] = label
+            start = time.perf_counter()
+            at.run()
+            times.append(time.perf_counter() - start)
+            assert not at.exception, (label, at.exception)
+        rows.append(report(f"first render: {label} tab", times))
+    return rows
+
+
+def measure(moves: int = 40, n: int = 15, checkpoints: Path = CHECKPOINTS_DIR, tabs: bool = True) -> list[dict]:
+    """Every explorer figure the suite prints; returns the rows."""
+    from streamlit.testing.v1 import AppTest
+
+    quiet_streamlit()
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = args.checkpoint
+        checkpoint = checkpoints / "vae-z2.pt"
         if not checkpoint.is_file():
             print(f"{checkpoint} not found: training a tiny 2-D VAE for the measurement")
             checkpoint = tiny_checkpoint(Path(tmp))
         model = load_model(checkpoint)
-        print(f"model: {checkpoint} (latent dimensions {model.latent_dim}); grid n = {args.n}; "
+        print(f"manifold: {checkpoint} (latent dimensions {model.latent_dim}); grid n = {n}; "
               f"torch threads {__import__('torch').get_num_threads()}")
+        rows.append(report("manifold move: compute", time_compute(model, n, moves)))
+        fragment = AppTest.from_function(fragment_script, args=(str(checkpoint), n), default_timeout=120)
+        rows.append(report("manifold move: fragment", time_moves(fragment, moves)))
 
-        report("compute", time_compute(model, args.n, args.moves))
+        gan = checkpoints / "gan.pt"
+        if gan.is_file():
+            at = AppTest.from_function(gan_interpolation_script, args=(str(gan),), default_timeout=120)
+            rows.append(report("interpolation strip: fragment", time_moves(at, moves, "gan-steps", sweep(3, 24, 1, moves))))
+        flow = checkpoints / "flow-mlp.pt"
+        if flow.is_file():
+            at = AppTest.from_function(flow_samples_script, args=(str(flow),), default_timeout=120)
+            rows.append(report("flow samples at T: fragment",
+                               time_moves(at, moves, "flow-temperature", sweep(0.0, 1.2, 0.05, moves))))
 
-        fragment = AppTest.from_function(fragment_script, args=(str(checkpoint), args.n), default_timeout=120)
-        report("fragment", time_moves(fragment, args.moves))
-
-        # The whole page, Explore tab open, on the same checkpoint (offered as a run of a runs folder).
+        # The whole page, VAE tab open, on the same checkpoint (offered as a run of a runs folder).
         runs = Path(tmp) / "runs" / "bench"
         (runs / "checkpoints").mkdir(parents=True)
         (runs / "config.json").write_text('{"family": "vae", "model": {}, "train": {}}')
         (runs / "checkpoints" / "best.pt").symlink_to(checkpoint.resolve())
         os.environ["GENAPP_RUNS_DIR"] = str(runs.parent)
-        os.environ["GENAPP_CHECKPOINTS_DIR"] = str(Path(tmp) / "no-pretrained")
         page = AppTest.from_file(str(APP), default_timeout=120)
-        page.session_state["vae-manifold-n"] = args.n
-        report("page", time_moves(page, max(10, args.moves // 4)))
+        page.session_state["vae-manifold-n"] = n
+        page.session_state["vae-source"] = "Run bench (best.pt)"
+        rows.append(report("manifold move: whole page", time_moves(page, max(10, moves // 4))))
+        if tabs:
+            rows += tab_first_renders(max(3, moves // 10))
+    return rows
+
+
+def quiet_streamlit() -> None:
+    """Calls of cached functions outside a script run warn once each ("missing ScriptRunContext")."""
+    import logging
+
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(
+        lambda record: "missing ScriptRunContext" not in record.getMessage())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--moves", type=int, default=40)
+    parser.add_argument("--n", type=int, default=15, help="manifold grid size (the slider's default)")
+    parser.add_argument("--no-tabs", action="store_true", help="skip the tabs' first renders")
+    args = parser.parse_args()
+    measure(args.moves, args.n, tabs=not args.no_tabs)
 
 
 if __name__ == "__main__":
