@@ -408,6 +408,7 @@ def _run_lock(run: RunDir):
         raise StorageError(storage_message(e)) from e
     if fd is None:
         raise RunError(f"run {run.name} is being trained by another process: stop it first, or wait for it to end")
+    slots.release_ticket(run.path.parent, run.name)  # started from the queue: the lock tells from now on
     try:
         yield
     finally:

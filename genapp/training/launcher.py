@@ -181,7 +181,10 @@ def _spawn(command: list[str], runs_dir: Path, run_name: str) -> subprocess.Pope
 
 def _launch(family: str, command: list[str], runs_dir: Path, run_name: str, jobs: JobTable | None,
             max_jobs: int | None) -> Job:
-    limit = slots.max_jobs() if max_jobs is None else max_jobs
+    try:
+        limit = slots.max_jobs() if max_jobs is None else max_jobs
+    except ValueError as e:
+        raise LaunchError(str(e)) from None
     if limit > 0:
         command = queued_command(command, runs_dir, run_name, family, limit)
     job = Job(family, run_name, runs_dir, _spawn(command, runs_dir, run_name), command)
@@ -230,8 +233,9 @@ def stop_run(run: RunDir, jobs: JobTable | None = None) -> None:
     if not state.active:
         raise LaunchError(f"run {run.name} is {state.state}, not running")
     job = jobs.get(run.path.parent, run.name) if jobs is not None else None
-    if state.ticket is not None:
-        pid, start = state.ticket.pid, state.ticket.pid_start
+    ticket = slots.ticket(run.path.parent, run.name)
+    if ticket is not None:
+        pid, start = ticket.pid, ticket.pid_start
     elif job is not None and job.alive:
         pid, start = job.process.pid, None
     else:
@@ -239,7 +243,7 @@ def stop_run(run: RunDir, jobs: JobTable | None = None) -> None:
     if not process_alive(pid, start):
         raise LaunchError(f"run {run.name}: its process is gone")
     os.kill(pid, signal.SIGTERM)
-    if state.ticket is not None:
+    if state.ticket is not None:  # queued (not started)
         # The waiter leaves at once; wait for it, so the page that asked shows it gone.
         deadline = time.monotonic() + 5
         while slots.is_locked(slots.ticket_path(run.path.parent, run.name)) and time.monotonic() < deadline:
@@ -255,7 +259,10 @@ def delete_run(run: RunDir, jobs: JobTable | None = None) -> None:
     component, a symbolic link is refused (never followed), and the run's lock is held while
     deleting, so no job can start writing into it meanwhile.
     """
-    check_run_name(run.name)
+    try:
+        check_run_name(run.name)
+    except RunError as e:
+        raise LaunchError(f"not deleted: {e}") from None
     root = run.path.parent.resolve()
     if run.path.is_symlink():
         raise LaunchError(f"{run.path} is a symbolic link: genapp deletes only run directories it "
@@ -323,11 +330,13 @@ def run_state(run: RunDir, jobs: JobTable | None = None) -> RunState:
     one that waits in the queue or is starting (it has written nothing yet)."""
     root = run.path.parent
     job = jobs.get(root, run.name) if jobs is not None else None
-    waiting = slots.queue(root) if slots.is_locked(slots.ticket_path(root, run.name)) else []
-    ticket = next((t for t in waiting if t.run == run.name), None)
+    live = slots.tickets(root) if slots.is_locked(slots.ticket_path(root, run.name)) else []
+    ticket = next((t for t in live if t.run == run.name), None)
     status = run.read_status() if run.status_path.is_file() else {}
+    if ticket is not None and ticket.started:
+        return RunState("starting", status)  # has its slot; the engine has not taken over yet
     if ticket is not None:
-        return RunState("queued", status, "", ticket, len(waiting))
+        return RunState("queued", status, "", ticket, sum(not t.started for t in live))
     if not status:
         return _state_without_status(run, job)
     if status["state"] not in ACTIVE_STATES:
@@ -345,7 +354,9 @@ def run_state(run: RunDir, jobs: JobTable | None = None) -> RunState:
 def _job_alive(run: RunDir, status: dict, job: Job | None) -> bool:
     if slots.run_locked(run.path.parent, run.name) or (job is not None and job.alive):
         return True
-    return process_alive(status.get("pid"), status.get("pid_start"))
+    if "pid_start" in status:
+        return False  # written by an engine that holds the run's lock while it lives: the lock said no
+    return process_alive(status.get("pid"))  # an older status: the pid is all there is
 
 
 def _state_without_status(run: RunDir, job: Job | None) -> RunState:
@@ -374,7 +385,7 @@ def pending_run_names(runs_dir: str | Path, jobs: JobTable, family: str) -> list
     """Runs of ``family`` launched in ``runs_dir`` that have no run directory yet: this server's
     jobs, then those waiting in the queue (whoever started them, before a restart too)."""
     names = [j.run_name for j in jobs.in_dir(runs_dir) if j.family == family]
-    names += [t.run for t in slots.queue(runs_dir) if t.family == family and t.run not in names]
+    names += [t.run for t in slots.tickets(runs_dir) if t.family == family and t.run not in names]
     return [name for name in names if not RunDir(Path(runs_dir) / name).exists()]
 
 

@@ -10,8 +10,10 @@ directory:
 
     .locks/<run>.lock      held by the process training <run> for its whole life (the engine)
     .queue/slot-<i>.lock   i < max jobs; held by a job started through the queue until it exits
-    .queue/<run>.ticket    JSON {run, family, pid, pid_start, queued}: a job waiting for a slot,
-                           held locked by the waiting process; ``queued`` orders the queue
+    .queue/<run>.ticket    JSON {run, family, pid, pid_start, queued, started}: a job waiting for
+                           a slot, held locked by its process; ``queued`` orders the queue. Once
+                           the job has its slot the ticket says ``started`` and stays until the
+                           engine holds the run's lock, so no moment of the hand-over is unseen.
 
 A locked file is tested with a shared, non-blocking lock taken and dropped at once, so testers
 never block each other and never block the owner for longer than that instant.
@@ -27,6 +29,7 @@ when training ends, however it ends.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
 import json
 import os
@@ -187,13 +190,15 @@ def take_slot(runs_dir: str | Path, limit: int) -> int | None:
 
 @dataclass(frozen=True)
 class Ticket:
-    """A job waiting for a slot; ``position`` counts from 1 at the head of the queue."""
+    """A job waiting for a slot (``position`` counts from 1 at the head of the queue), or one that
+    has its slot and is starting (``started``; position 0)."""
 
     run: str
     family: str
     pid: int
     pid_start: int | None
     queued: float
+    started: bool = False
     position: int = 0
 
 
@@ -201,33 +206,49 @@ def ticket_path(runs_dir: str | Path, run: str) -> Path:
     return Path(runs_dir) / QUEUE_DIR / f"{run}.ticket"
 
 
-def queue(runs_dir: str | Path) -> list[Ticket]:
-    """The jobs waiting in ``runs_dir``'s queue, head first. Tickets of dead waiters are removed."""
+def tickets(runs_dir: str | Path) -> list[Ticket]:
+    """Every live ticket in ``runs_dir``: the waiting jobs head first (with their positions), then
+    those starting. Tickets of dead processes are removed."""
     folder = Path(runs_dir) / QUEUE_DIR
     try:
         paths = list(folder.glob("*.ticket"))
     except OSError:
         return []
-    waiting = []
+    live = []
     for path in paths:
         if not is_locked(path):
             _remove_stale(path)
             continue
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            waiting.append(Ticket(str(data["run"]), str(data.get("family", "")), int(data["pid"]),
-                                  data.get("pid_start"), float(data["queued"])))
+            live.append(Ticket(str(data["run"]), str(data.get("family", "")), int(data["pid"]),
+                               data.get("pid_start"), float(data["queued"]), bool(data.get("started"))))
         except (OSError, ValueError, KeyError, TypeError):
-            continue  # unreadable: not ours to judge; it leaves with its waiter
-    waiting.sort(key=lambda t: (t.queued, t.run))
-    return [Ticket(t.run, t.family, t.pid, t.pid_start, t.queued, i + 1) for i, t in enumerate(waiting)]
+            continue  # unreadable: not ours to judge; it leaves with its process
+    waiting = sorted((t for t in live if not t.started), key=lambda t: (t.queued, t.run))
+    return [dataclasses.replace(t, position=i + 1) for i, t in enumerate(waiting)] + [t for t in live if t.started]
+
+
+def queue(runs_dir: str | Path) -> list[Ticket]:
+    """The jobs waiting for a slot in ``runs_dir``, head first."""
+    return [t for t in tickets(runs_dir) if not t.started]
 
 
 def ticket(runs_dir: str | Path, run: str) -> Ticket | None:
-    """Run ``run``'s place in the queue, or None when it is not waiting."""
+    """Run ``run``'s ticket (waiting, or started and not training yet), or None."""
     if not is_locked(ticket_path(runs_dir, run)):
         return None
-    return next((t for t in queue(runs_dir) if t.run == run), None)
+    return next((t for t in tickets(runs_dir) if t.run == run), None)
+
+
+def release_ticket(runs_dir: str | Path, run: str) -> None:
+    """For the engine, once it holds the run's lock: remove the ticket this process started with."""
+    path = ticket_path(runs_dir, run)
+    try:
+        if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+            path.unlink(missing_ok=True)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _remove_stale(path: Path) -> None:
@@ -245,49 +266,56 @@ def _remove_stale(path: Path) -> None:
         os.close(fd)
 
 
-def _write_ticket(runs_dir: Path, run: str, family: str) -> int:
-    """Join the queue: a locked ticket, renamed into place so no one sees it unlocked or empty."""
+def _write_ticket(runs_dir: Path, run: str, family: str, queued: float | None = None) -> int:
+    """Join the queue (or, given the time it joined, say the job has started): a locked ticket,
+    renamed into place so no one sees it unlocked or half-written."""
     folder = runs_dir / QUEUE_DIR
     folder.mkdir(parents=True, exist_ok=True)
     final = ticket_path(runs_dir, run)
-    if is_locked(final):
+    if queued is None and is_locked(final):
         raise SystemExit(f"error: run {run} is already waiting in the queue")
     tmp = folder / f".{run}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     fcntl.flock(fd, fcntl.LOCK_EX)
     pid = os.getpid()
-    data = {"run": run, "family": family, "pid": pid, "pid_start": process_start(pid), "queued": time.time()}
+    data = {"run": run, "family": family, "pid": pid, "pid_start": process_start(pid),
+            "queued": time.time() if queued is None else queued, "started": queued is not None}
     os.write(fd, json.dumps(data).encode())
     os.replace(tmp, final)
     return fd
 
 
-def wait_for_slot(runs_dir: str | Path, run: str, family: str, limit: int, log=print) -> int:
-    """Queue for one of ``limit`` slots (first come, first served); returns the slot's descriptor.
+def wait_for_slot(runs_dir: str | Path, run: str, family: str, limit: int, log=print) -> tuple[int, int]:
+    """Queue for one of ``limit`` slots (first come, first served); returns the descriptors of the
+    slot and of the "started" ticket, both locked, for the training process to keep.
 
     Only the head of the queue takes a slot, so later jobs never overtake it.
     """
     runs_dir = Path(runs_dir)
     ticket_fd = _write_ticket(runs_dir, run, family)
+    queued = json.loads(ticket_path(runs_dir, run).read_text(encoding="utf-8"))["queued"]
     reported = 0
+    slot = None
     try:
-        while True:
-            waiting = queue(runs_dir)
-            mine = next((t for t in waiting if t.run == run), None)
+        while slot is None:
+            mine = next((t for t in queue(runs_dir) if t.run == run), None)
             position = mine.position if mine else 1
             if position == 1:
                 slot = take_slot(runs_dir, limit)
                 if slot is not None:
-                    return slot
+                    return slot, _write_ticket(runs_dir, run, family, queued)
             if position != reported:
                 log(f"waiting for a free training slot ({limit} at a time): position {position} in the queue")
                 reported = position
             time.sleep(POLL_SECONDS)
+    except BaseException:
+        ticket_path(runs_dir, run).unlink(missing_ok=True)  # we hold its lock: ours to remove
+        if slot is not None:
+            os.close(slot)
+        raise
     finally:
-        try:
-            ticket_path(runs_dir, run).unlink(missing_ok=True)  # we hold its lock: ours to remove
-        finally:
-            os.close(ticket_fd)
+        os.close(ticket_fd)
+    raise AssertionError("not reached")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,13 +337,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, cancel)  # Stop while waiting: leave the queue, write nothing
     log = lambda line: print(line, flush=True)  # noqa: E731
     try:
-        slot = wait_for_slot(args.runs_dir, args.run, args.family, args.max_jobs, log)
+        held = wait_for_slot(args.runs_dir, args.run, args.family, args.max_jobs, log)
     except SystemExit:
         log("left the queue before training started (stopped)")
         raise
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     log("a training slot is free: starting")
-    os.set_inheritable(slot, True)  # the training process holds the slot until it exits
+    for fd in held:  # the training process holds the slot until it exits, the ticket until it starts
+        os.set_inheritable(fd, True)
     sys.stdout.flush()
     os.execvp(command[0], command)
     return 1  # not reached

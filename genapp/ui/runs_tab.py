@@ -12,6 +12,7 @@ import streamlit as st
 from genapp.config import ConfigError, TrainConfig
 from genapp.models import get_family
 from genapp.training.launcher import LaunchError, RunState, delete_run, log_tail, run_state
+from genapp.training.slots import queue
 from genapp.training.runs import RunDir, RunError, list_runs
 from genapp.ui import charts
 from genapp.ui.resources import Settings, job_table, metrics_history
@@ -43,8 +44,9 @@ def config_summary(config: dict) -> tuple[str, str]:
     def text(value: object) -> str:
         return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
-    model = ", ".join(f"{k}={text(v)}" for k, v in config.get("model", {}).items())
-    train = dict(config.get("train", {}))
+    model_config, train_config = config.get("model"), config.get("train")  # a hand-edited file may hold anything
+    model = ", ".join(f"{k}={text(v)}" for k, v in model_config.items()) if isinstance(model_config, dict) else ""
+    train = dict(train_config) if isinstance(train_config, dict) else {}
     try:
         defaults = dataclasses.asdict(get_family(config.get("family")).default_train_config())
     except ConfigError:
@@ -64,6 +66,7 @@ def run_row(run: RunDir, state: RunState) -> dict:
     family = str(config.get("family", "?"))
     model, train = config_summary(config)
     status = state.status
+    train = config.get("train") if isinstance(config.get("train"), dict) else {}
     history = metrics_history(str(run.path))
     history.refresh()
     metric, lower = _monitor(family)
@@ -72,8 +75,8 @@ def run_row(run: RunDir, state: RunState) -> dict:
     return {
         "run": run.name,
         "family": family,
-        "status": state.state,
-        "epochs done": f"{status.get('epoch', 0)}/{status.get('epochs', config.get('train', {}).get('epochs', '?'))}",
+        "status": state.label,
+        "epochs done": f"{status.get('epoch', 0)}/{status.get('epochs', train.get('epochs', '?'))}",
         "best validation": f"{best[0]:.2f} {metric} (epoch {best[1]})" if best else "",
         "model": model,
         "training": train,
@@ -169,15 +172,18 @@ def render(settings: Settings) -> None:
         st.info(f"No runs in {settings.runs_dir} yet. Start one from a model's Train tab, or with "
                 f"`python -m train vae --runs-dir {settings.runs_dir}`.")
         return
-    polling = any(run_state(run, jobs).active for run in runs)
+    polling = any(run_state(run, jobs).active for run in runs) or bool(queue(settings.runs_dir))
 
     @st.fragment(run_every=POLL_SECONDS if polling else None)
     def table_and_overlay() -> None:
         current = list_runs(settings.runs_dir)
         states = {run.name: run_state(run, job_table()) for run in current}
-        if polling and not any(s.active for s in states.values()):
+        waiting = [t for t in queue(settings.runs_dir) if t.run not in states]
+        if polling and not waiting and not any(s.active for s in states.values()):
             st.rerun()  # the last active run ended: stop polling
         st.caption(f"{len(current)} runs in {settings.runs_dir}, newest first")
+        if waiting:  # new runs that have no directory until their turn comes
+            st.caption("Waiting for a free training slot: " + ", ".join(f"{t.run} ({t.position})" for t in waiting))
         _runs_table(current, states)
         _overlay(current)
 

@@ -1,11 +1,16 @@
-"""The sidebar: where runs live and where new training jobs run."""
+"""The sidebar: where runs live, where new training jobs run, and how busy the machine is."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import streamlit as st
 
+from genapp.training.launcher import activity
+from genapp.training.slots import MAX_JOBS_ENV, max_jobs
 from genapp.ui.resources import Settings, checkpoints_dir, default_runs_dir, devices
+
+FIXED_RUNS_DIR_ENV = "GENAPP_FIXED_RUNS_DIR"  # "1": users cannot point the explorer at another folder
 
 
 def default_device(ids: list[str]) -> int:
@@ -22,10 +27,14 @@ def render() -> Settings:
     with st.sidebar:
         st.title("genapp")
         st.caption("Train generative models on MNIST and explore what they learned.")
-        runs_dir = st.text_input(
-            "Runs directory", value=default_runs_dir(), key="runs-dir",
-            help="Where runs are kept, whether started here or with `python -m train`.",
-        )
+        if os.environ.get(FIXED_RUNS_DIR_ENV, "") not in ("", "0"):
+            runs_dir = default_runs_dir()  # a shared server: one folder, chosen by whoever runs it
+            st.caption(f"Runs directory: `{Path(runs_dir).expanduser().resolve()}`")
+        else:
+            runs_dir = st.text_input(
+                "Runs directory", value=default_runs_dir(), key="runs-dir",
+                help="Where runs are kept, whether started here or with `python -m train`.",
+            )
         path = Path(runs_dir).expanduser().resolve()
         if not path.is_dir():
             st.caption(f"`{path}` does not exist yet; the first run creates it.")
@@ -38,4 +47,17 @@ def render() -> Settings:
             help="The device new training jobs use. Jobs run as their own processes: closing the "
                  "browser or refreshing the page does not stop them.",
         )
+        st.caption(jobs_summary(path))
     return Settings(runs_dir=path, device=device, checkpoints_dir=checkpoints_dir())
+
+
+def jobs_summary(runs_dir: Path) -> str:
+    """"Training now: 2 jobs, 1 waiting (2 at a time, GENAPP_MAX_JOBS)"."""
+    training, waiting = activity(runs_dir)
+    try:
+        limit = max_jobs()
+        limit_text = f"{limit} at a time" if limit else "no limit"
+    except ValueError as e:
+        limit_text = str(e)
+    jobs = f"{training} job{'s' if training != 1 else ''}"
+    return f"Training now: {jobs}, {waiting} waiting ({limit_text}, {MAX_JOBS_ENV})."

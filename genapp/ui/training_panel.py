@@ -25,6 +25,7 @@ from genapp.models import get_family
 from genapp.models.flow import PRESETS as FLOW_PRESETS
 from genapp.models.gan import GENERATOR_LOSSES
 from genapp.training.launcher import LaunchError, pending_run_names, resume_run, run_state, start_run, stop_run
+from genapp.training.slots import max_jobs
 from genapp.training.runs import RunDir, RunError, check_run_name, list_runs, new_run_name
 from genapp.ui import charts
 from genapp.ui.presets import CUSTOM, DESCRIPTIONS, preset_names, preset_values
@@ -329,13 +330,27 @@ def _status(run: RunDir, state) -> None:
     where = f" on {status['device']}" if status.get("device") else ""
     st.markdown(f"**{run.name}** · :{color}[{state.state}]{where}")
     total = status.get("total_steps")
-    if total:
+    if state.ticket is not None:
+        st.progress(0.0, text=queue_text(state))
+    elif total:
         step = status.get("step", 0)
         st.progress(min(1.0, step / total), text=_progress_text(status, state.active))
     elif state.active:
         st.progress(0.0, text="starting: loading data and building the model…")
     if state.error:
         st.error(state.error)
+
+
+def queue_text(state) -> str:
+    """Where a queued job stands: "waiting for a free training slot: 2nd of 3 in the queue · ..."."""
+    try:
+        limit = max_jobs()
+    except ValueError:
+        limit = 0
+    position, waiting = state.ticket.position, state.waiting
+    ordinal = {1: "1st", 2: "2nd", 3: "3rd"}.get(position, f"{position}th")
+    at_a_time = f" · {limit} job{'s' if limit != 1 else ''} train at a time" if limit else ""
+    return f"waiting for a free training slot: {ordinal} of {waiting} in the queue{at_a_time}"
 
 
 def _progress_text(status: dict, active: bool) -> str:
@@ -362,16 +377,22 @@ def _actions(run: RunDir, state, family: str) -> None:
     """Stop while active; Resume (to a chosen number of epochs) otherwise."""
     jobs = job_table()
     if state.active:
-        if st.button("Stop", key=f"{family}-stop", help="The job saves a checkpoint and ends as stopped."):
+        queued = state.ticket is not None
+        help_text = "Leaves the queue." if queued else "The job saves a checkpoint and ends as stopped."
+        if st.button("Stop", key=f"{family}-stop", help=help_text):
             try:
                 stop_run(run, jobs)
-                st.info("Stopping: the job saves a checkpoint and ends.")
+                st.info("Left the queue." if queued else "Stopping: the job saves a checkpoint and ends.")
             except LaunchError as e:
                 st.error(str(e))
         return
     if not run.exists():
         return
-    epochs = int(run.read_config().get("train", {}).get("epochs", 1))
+    try:
+        epochs = int(run.read_config()["train"]["epochs"])
+    except (RunError, KeyError, TypeError, ValueError) as e:
+        st.error(f"This run's config.json is unreadable, so it cannot be resumed: {e}")
+        return
     done = int(state.status.get("epoch", 0))
     target_default = epochs if done < epochs else epochs * 2
     columns = st.columns([2, 1, 3], vertical_alignment="bottom")

@@ -1,0 +1,133 @@
+"""Many users on one machine: the job queue (GENAPP_MAX_JOBS), a server killed while jobs train and
+wait (they go on, and a new server finds them, queue places included), and sessions that do not
+see each other's choices."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from genapp.training import slots
+from genapp.training.launcher import (
+    JobTable, LaunchError, activity, pending_run_names, run_state, start_run, stop_run,
+)
+from genapp.training.runs import RunDir
+from tests.test_data import write_mnist_dir
+
+from .conftest import APP, REPO, run, tiny_config, wait_for
+
+# Started in its own session and then killed with its whole process group, as a server is when
+# its terminal closes: the jobs it launched live in sessions of their own.
+SERVER = textwrap.dedent("""
+    import json, sys, time
+    from genapp.training.launcher import JobTable, start_run
+    from tests.ui.conftest import tiny_config
+
+    runs_dir, data_dir = sys.argv[1], sys.argv[2]
+    jobs = JobTable()
+    pids = {}
+    for name, epochs in (("long", 400), ("next", 1), ("last", 1)):
+        config = tiny_config(epochs=epochs, data_dir=data_dir, quality_every=0)
+        pids[name] = start_run(config, runs_dir, name, jobs, max_jobs=1).process.pid
+        time.sleep(0.3)  # a queue order that does not hang on clock resolution
+    print(json.dumps(pids), flush=True)
+    time.sleep(3600)
+""")
+
+
+@pytest.fixture
+def small_mnist(tmp_path):
+    directory = tmp_path / "mnist"
+    write_mnist_dir(directory)
+    return directory
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in [*at.markdown, *at.caption, *at.info, *at.error]]
+    return "\n".join(parts + [p.proto.text for p in at.get("progress")])
+
+
+def test_the_queue_holds_extra_jobs_in_order_and_survives_a_server_restart(tmp_path, small_mnist, monkeypatch):
+    runs_dir = tmp_path / "runs"
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(runs_dir), str(small_mnist)], cwd=REPO,
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    pids = json.loads(server.stdout.readline())
+    os.killpg(server.pid, signal.SIGKILL)  # the server dies; its jobs must not
+    server.wait()
+    try:
+        jobs = JobTable()  # a new server: it knows nothing but the runs directory
+        long, nxt, last = (RunDir(runs_dir / name) for name in ("long", "next", "last"))
+        wait_for(lambda: run_state(long, jobs).state == "running", timeout=120, what="the first job to train")
+        first, second = run_state(nxt, jobs), run_state(last, jobs)
+        assert (first.state, first.label, second.label) == ("queued", "queued (1 of 2)", "queued (2 of 2)")
+        assert pending_run_names(runs_dir, jobs, "vae") == ["next", "last"]  # no directories yet
+        assert activity(runs_dir) == (1, 2)
+        with pytest.raises(LaunchError, match="already waiting"):
+            start_run(tiny_config(), runs_dir, "last", jobs)
+
+        # The explorer of the new server shows the queue and each waiting job's place in it.
+        monkeypatch.setenv("GENAPP_RUNS_DIR", str(runs_dir))
+        monkeypatch.setenv("GENAPP_MAX_JOBS", "1")
+        at = AppTest.from_file(APP, default_timeout=90)
+        at.session_state["vae-view"] = "Train"
+        run(at)
+        assert at.selectbox(key="vae-watched").options == ["next", "last", "long"]
+        shown = texts(at)
+        assert "**next** · :blue[queued]" in shown
+        assert "waiting for a free training slot: 1st of 2 in the queue · 1 job train at a time" in shown
+        assert "Training now: 1 job, 2 waiting (1 at a time, GENAPP_MAX_JOBS)." in shown
+
+        stop_run(last, jobs)  # leaves the queue, and leaves no trace
+        assert pending_run_names(runs_dir, jobs, "vae") == ["next"] and not last.path.exists()
+        wait_for(lambda: not slots.process_alive(pids["last"]), timeout=10, what="the waiter to leave")
+
+        stop_run(long, jobs)  # frees the slot: the next job trains, never two at once
+        most = 0
+        while run_state(nxt, jobs).state != "finished":
+            most = max(most, activity(runs_dir)[0])
+            assert run_state(nxt, jobs).state in ("queued", "starting", "running"), run_state(nxt, jobs)
+            time.sleep(0.1)
+        assert most <= 1 and run_state(long, jobs).state == "stopped"
+        assert activity(runs_dir) == (0, 0) and slots.queue(runs_dir) == []
+    finally:
+        for pid in pids.values():
+            if slots.process_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_max_jobs_setting_is_checked(monkeypatch):
+    monkeypatch.setenv(slots.MAX_JOBS_ENV, "3")
+    assert slots.max_jobs() == 3
+    monkeypatch.setenv(slots.MAX_JOBS_ENV, "0")
+    assert slots.max_jobs() == 0  # no limit
+    for bad in ("two", "-1"):
+        monkeypatch.setenv(slots.MAX_JOBS_ENV, bad)
+        with pytest.raises(ValueError, match="GENAPP_MAX_JOBS"):
+            slots.max_jobs()
+
+
+def test_one_session_never_changes_what_another_sees(app_env):
+    first = AppTest.from_file(APP, default_timeout=90)
+    first.session_state["vae-view"] = "Train"
+    run(first)
+    second = AppTest.from_file(APP, default_timeout=90)
+    second.session_state["vae-view"] = "Train"
+    run(second)
+    watched = second.selectbox(key="vae-watched").value
+    first.selectbox(key="vae-watched").set_value(next(n for n in ("tiny-z2", "tiny-z3") if n != watched))
+    first.selectbox(key="vae-preset").set_value("Seed reproduction")
+    first.text_input(key="vae-run-name").set_value("mine")
+    first.text_input(key="runs-dir").set_value(str(app_env / "elsewhere"))
+    run(first)
+    run(second)
+    assert second.selectbox(key="vae-watched").value == watched
+    assert second.selectbox(key="vae-preset").value == "Quick"
+    assert second.text_input(key="vae-run-name").value == ""
+    assert second.text_input(key="runs-dir").value == str(app_env)
