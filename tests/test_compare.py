@@ -1,0 +1,192 @@
+"""The comparison table without Streamlit: pretrained figures straight from the manifest, runs from
+what they logged, test figures measured on demand, and the table as the tab shows it."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+import torch
+
+from genapp.checkpoint import load_model
+from genapp.config import RunConfig, TrainConfig
+from genapp.data import load_mnist
+from genapp.evaluation import compare
+from genapp.evaluation.likelihood import vae_test_figures
+from genapp.manifest import CHECKPOINTS_DIR, read_manifest
+from genapp.models import FlowConfig, GANConfig
+from genapp.training import train
+from genapp.training.runs import RunDir
+
+from tests.conftest import tiny_vae_run
+
+MANIFEST = read_manifest(CHECKPOINTS_DIR / "MANIFEST.json")
+LN2 = math.log(2)
+
+
+def tiny_run(family: str) -> RunConfig:
+    fields = dict(epochs=2, batch_size=64, train_size=256, valid_size=128, sample_count=16, device="cpu",
+                  log_every=2, quality_every=0)
+    if family == "vae":
+        return tiny_vae_run(epochs=2)
+    model = GANConfig(generator_hidden=(32, 64), discriminator_hidden=(64, 32)) if family == "gan" else \
+        FlowConfig(couplings=2, hidden=32, mlp_layers=1)
+    return RunConfig(family, model, TrainConfig(**fields))
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """Finished two-epoch runs of each family: {family: RunDir}."""
+    root = tmp_path_factory.mktemp("compare-runs")
+    for family in ("vae", "gan", "flow"):
+        train(tiny_run(family), root, f"tiny-{family}")
+    return {family: RunDir(root / f"tiny-{family}") for family in ("vae", "gan", "flow")}
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    return load_mnist().test.images
+
+
+def rows_by_model(rows):
+    return {row["model"]: row for row in rows}
+
+
+# ----------------------------------------------------------------------------- pretrained
+
+
+def test_pretrained_rows_carry_the_manifest_figures_and_say_which_data():
+    entries = compare.pretrained_entries(CHECKPOINTS_DIR)
+    assert [e.name for e in entries] == ["vae-z2", "vae-z20", "gan", "flow-mlp"]  # no classifier; VAE, GAN, flow order
+    rows = rows_by_model(compare.comparison_rows(entries))
+
+    vae = rows["vae-z20"]
+    test = MANIFEST["vae-z20"]["test"]
+    assert vae["nll_nats"] == test["test_iwae_nll_k1000_nats"]
+    assert vae["bpd"] == pytest.approx(test["test_iwae_nll_k1000_nats"] / (784 * LN2))
+    assert vae["likelihood_estimate"] == "IWAE bound, k=1000"
+    assert vae["likelihood_data"] == "test set, binarized (fixed draw)"
+    assert vae["parameters"] == test["parameters"] and vae["epoch"] == 200
+    assert vae["train_seconds"] == MANIFEST["vae-z20"]["train_seconds"]
+
+    flow = rows["flow-mlp"]
+    assert flow["bpd"] == pytest.approx(MANIFEST["flow-mlp"]["test"]["test_bpd"])
+    assert flow["nll_nats"] == pytest.approx(MANIFEST["flow-mlp"]["test"]["test_nll_nats"])
+    assert flow["likelihood_data"] == "test set, dequantized 8-bit"
+    assert flow["likelihood_estimate"] == "exact, 4 dequantization draws"
+
+    gan = rows["gan"]
+    assert gan["nll_nats"] is None and gan["bpd"] is None and "no likelihood" in gan["likelihood_data"]
+    assert "non-saturating" in gan["objective"]
+    for name in ("vae-z2", "vae-z20", "gan", "flow-mlp"):  # the classifier scores, for every family
+        test = MANIFEST[name]["test"]
+        assert rows[name]["fid"] == test["quality_fid"]
+        assert rows[name]["inception_score"] == test["quality_inception_score"]
+        assert rows[name]["label_kl"] == test["quality_label_kl"]
+        assert rows[name]["fid_real_floor"] == test["quality_fid_real_floor"]
+        assert rows[name]["device"].startswith(MANIFEST[name]["device"])
+
+
+def test_the_display_table_has_a_column_per_model_dashes_for_the_gan_and_the_real_data_floor():
+    rows = compare.comparison_rows(compare.pretrained_entries(CHECKPOINTS_DIR), {"pretrained:gan": 1234.5})
+    table = compare.display_table(rows)
+    assert list(table.index) == compare.FIGURE_NAMES
+    assert list(table.columns) == ["vae-z2", "vae-z20", "gan", "flow-mlp", "real MNIST"]
+    assert table.loc["NLL (nats)", "vae-z20"] == f"{MANIFEST['vae-z20']['test']['test_iwae_nll_k1000_nats']:,.2f}"
+    assert table.loc["NLL (nats)", "gan"] == "—" and table.loc["Bits/dim", "gan"] == "—"
+    assert table.loc["Samples/s", "gan"] == "1,234" and table.loc["Samples/s", "vae-z2"] == "—"
+    assert table.loc["FID ↓", "real MNIST"].startswith(f"{MANIFEST['gan']['test']['quality_fid_real_floor']:.2f}")
+    assert table.loc["Training time", "gan"] == "1 h 32 min"  # 5509.6 s
+
+
+def test_a_checkpoint_missing_from_the_manifest_shows_what_it_recorded(tmp_path, tiny_runs):
+    shutil.copy(tiny_runs["vae"].best_checkpoint, tmp_path / "mine.pt")
+    shutil.copy(CHECKPOINTS_DIR / "classifier.pt", tmp_path / "classifier.pt")  # not a generative model
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    (entry,) = compare.pretrained_entries(tmp_path)
+    assert (entry.name, entry.kind, entry.family, entry.epoch) == ("mine", "pretrained", "vae", 2)
+    row = compare.comparison_row(entry)
+    assert row["likelihood_data"] == "validation set, binarized (fixed draw)"
+    assert row["likelihood_estimate"] == "−ELBO bound" and row["nll_nats"] == entry.logged["loss"]
+    assert row["fid"] is None
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def test_run_rows_use_the_logged_validation_figures_of_their_best_checkpoint(tiny_runs):
+    vae = compare.run_entry(tiny_runs["vae"])
+    checkpoint = torch.load(tiny_runs["vae"].best_checkpoint, weights_only=True)
+    assert (vae.kind, vae.family, vae.epoch, vae.label) == ("run", "vae", checkpoint["epoch"], "run tiny-vae")
+    assert vae.logged["loss"] == checkpoint["metrics"]["loss"] and not vae.has_test_figures
+    status = tiny_runs["vae"].read_status()
+    assert vae.train_seconds == status["train_seconds"] and vae.device == "cpu"
+    row = compare.comparison_row(vae)
+    assert row["parameters"] == load_model(tiny_runs["vae"].best_checkpoint).num_parameters()
+
+    flow = compare.comparison_row(compare.run_entry(tiny_runs["flow"]))
+    assert flow["likelihood_data"] == "validation set, dequantized 8-bit"
+    assert flow["bpd"] == pytest.approx(compare.run_entry(tiny_runs["flow"]).logged["bpd"])
+    gan = compare.comparison_row(compare.run_entry(tiny_runs["gan"]))
+    assert gan["bpd"] is None and gan["fid"] is None  # this run never scored its samples
+
+
+def test_a_run_without_a_checkpoint_is_left_out(tmp_path):
+    run = RunDir(tmp_path / "empty")
+    run.create(tiny_vae_run().to_dict())  # configured, never trained
+    assert compare.run_entry(run) is None
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def test_measure_gives_the_vae_test_figures_of_the_manifest_method_with_progress(tiny_runs, test_images):
+    model = load_model(tiny_runs["vae"].best_checkpoint)
+    images = test_images[:300]
+    reports = []
+    figures = compare.measure(model, images, k=20, quality_samples=0, chunk=100,
+                              progress=lambda fraction, text: reports.append((fraction, text)))
+    assert figures["test_images"] == 300 and figures["parameters"] == model.num_parameters()
+    # The IWAE bound is tighter than the ELBO; both are measured on the same fixed binarization.
+    assert figures["test_iwae_nll_k20_nats"] <= figures["test_neg_elbo_nats"] + 0.05
+    reference = vae_test_figures(model, images, k=20)
+    assert figures["test_neg_elbo_nats"] == pytest.approx(reference["test_neg_elbo_nats"], rel=0.01)
+    assert figures["test_iwae_nll_k20_nats"] == pytest.approx(reference["test_iwae_nll_k20_nats"], rel=0.01)
+    fractions = [f for f, _ in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(reports) == 4
+    assert "100 of 300" in reports[0][1]
+
+    entry = compare.run_entry(tiny_runs["vae"])
+    entry.figures = figures
+    row = compare.comparison_row(entry)
+    assert row["likelihood_estimate"] == "IWAE bound, k=20" and row["nll_nats"] == figures["test_iwae_nll_k20_nats"]
+    assert row["likelihood_data"] == "test set (300 images), binarized (fixed draw)"
+
+
+def test_measure_flow_bits_per_dim_and_gan_sample_quality(tiny_runs, test_images):
+    flow = load_model(tiny_runs["flow"].best_checkpoint)
+    figures = compare.measure(flow, test_images[:200], quality_samples=0, chunk=64)
+    assert figures["test_nll_nats"] == pytest.approx(figures["test_bpd"] * 784 * LN2)
+    generator = torch.Generator().manual_seed(0)
+    assert figures["test_bpd"] == pytest.approx(flow.bits_per_dim(test_images[:200], generator).mean().item(), rel=0.02)
+
+    gan = load_model(tiny_runs["gan"].best_checkpoint)
+    scored = compare.measure(gan, test_images[:10], quality_samples=500)
+    assert not any(key.startswith("test_") and key != "test_images" for key in scored)
+    assert scored["quality_samples"] == 500 and scored["quality_fid"] > scored["quality_fid_real_floor"]
+    entry = compare.run_entry(tiny_runs["gan"])
+    entry.figures = scored
+    row = compare.comparison_row(entry)
+    assert row["fid"] == scored["quality_fid"] and row["quality_measured"] == "test" and row["bpd"] is None
+
+
+def test_sampling_speed_is_images_per_second(tiny_runs):
+    model = load_model(tiny_runs["gan"].best_checkpoint)
+    speed = compare.sampling_speed(model, n=64, repeats=2)
+    assert math.isfinite(speed) and speed > 100  # a tiny MLP draws thousands a second
+
+
+def test_duration_text():
+    assert [compare.duration_text(s) for s in (None, 45, 1876.3, 5509.6)] == ["—", "45 s", "31 min", "1 h 32 min"]
+    assert json.dumps(compare.comparison_rows([])) == "[]"
