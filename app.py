@@ -6,7 +6,7 @@ live in ``genapp/ui/``; only the open tab runs.
 import streamlit as st
 
 from genapp.models import FAMILIES
-from genapp.ui import flow_tab, gan_tab, runs_tab, sidebar, training_panel, vae_tab
+from genapp.ui import compare_tab, flow_tab, gan_tab, runs_tab, sidebar, training_panel, vae_tab
 from genapp.ui.resources import retain_widget_state
 
 # A family's own tab (explorer + training panel); a family without one gets the training panel.
@@ -18,8 +18,9 @@ for family in FAMILIES:
     tab = FAMILY_TABS.get(family)
     retain_widget_state(tab.state_keys() if tab else training_panel.state_keys(family))
 retain_widget_state(runs_tab.STATE_KEYS)
+retain_widget_state(compare_tab.STATE_KEYS)
 
-labels = [FAMILIES[family].__name__ for family in FAMILIES] + ["Runs"]
+labels = [FAMILIES[family].__name__ for family in FAMILIES] + ["Compare", "Runs"]
 tabs = st.tabs(labels, key="main-tab", on_change="rerun")
 for family, tab in zip(FAMILIES, tabs):
     if tab.open:
@@ -28,6 +29,9 @@ for family, tab in zip(FAMILIES, tabs):
                 FAMILY_TABS[family].render(settings)
             else:
                 training_panel.render(family, settings)
+if tabs[labels.index("Compare")].open:
+    with tabs[labels.index("Compare")]:
+        compare_tab.render(settings)
 if tabs[-1].open:
     with tabs[-1]:
         runs_tab.render(settings)
