@@ -6,7 +6,7 @@ live in ``genapp/ui/``; only the open tab runs.
 import streamlit as st
 
 from genapp.models import FAMILIES
-from genapp.ui import compare_tab, flow_tab, gan_tab, runs_tab, sidebar, training_panel, vae_tab
+from genapp.ui import compare_tab, digit_tab, flow_tab, gan_tab, runs_tab, sidebar, training_panel, vae_tab
 from genapp.ui.resources import retain_widget_state
 
 # A family's own tab (explorer + training panel); a family without one gets the training panel.
@@ -19,8 +19,9 @@ for family in FAMILIES:
     retain_widget_state(tab.state_keys() if tab else training_panel.state_keys(family))
 retain_widget_state(runs_tab.STATE_KEYS)
 retain_widget_state(compare_tab.STATE_KEYS)
+retain_widget_state(digit_tab.STATE_KEYS)
 
-labels = [FAMILIES[family].__name__ for family in FAMILIES] + ["Compare", "Runs"]
+labels = [FAMILIES[family].__name__ for family in FAMILIES] + ["Your digit", "Compare", "Runs"]
 tabs = st.tabs(labels, key="main-tab", on_change="rerun")
 for family, tab in zip(FAMILIES, tabs):
     if tab.open:
@@ -29,6 +30,9 @@ for family, tab in zip(FAMILIES, tabs):
                 FAMILY_TABS[family].render(settings)
             else:
                 training_panel.render(family, settings)
+if tabs[labels.index("Your digit")].open:
+    with tabs[labels.index("Your digit")]:
+        digit_tab.render(settings)
 if tabs[labels.index("Compare")].open:
     with tabs[labels.index("Compare")]:
         compare_tab.render(settings)

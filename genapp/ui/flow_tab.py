@@ -16,7 +16,7 @@ import torch
 
 from genapp import data
 from genapp.models import Flow
-from genapp.ui import charts, gan_charts, pictures, sources, training_panel
+from genapp.ui import charts, formulas, gan_charts, pictures, sources, training_panel
 from genapp.ui.resources import Settings, test_split
 from genapp.ui.sources import Source
 
@@ -210,12 +210,13 @@ def inside_section(model: Flow) -> None:
     with numbers:
         st.dataframe(table.rename(columns={"log_det": "log|det J| (nats)", "total": "running total"}),
                      hide_index=True, key="flow-log-det-table")
-        st.markdown(
-            "bpd = −(log N(z) + Σ log|det J| − 784·ln 256) / (784·ln 2)  \n"
-            f"= −({parts['log_pz']:.1f} + {parts['log_det']:.1f} − {-parts['scale']:.1f}) / {D * math.log(2):.1f}"
-            f" = **{parts['bpd']:.3f} bits/dim**")
         st.caption("log|det J| says how much a layer stretches volume around this image: stretching the data "
                    "into a space where N(0, I) is dense is how a flow gives it high likelihood.")
+    for line in formulas.change_of_variables(parts["log_pz"], list(table["layer"]), list(table["log_det"])):
+        st.latex(line)
+    st.caption(f"The change of variables for {what}, in nats: log p_Z(f(x)) = log N(z; 0, I) of its latent plus "
+               "each layer's log|det J|. The last line moves the density to the 8-bit scale (each of the 256 "
+               "levels is 1/256 wide) and to bits per dimension.")
 
 
 # ----------------------------------------------------------------------------- the tab

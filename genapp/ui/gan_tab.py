@@ -11,17 +11,20 @@ import secrets
 
 import streamlit as st
 import torch
+import torch.nn.functional as F
 
+from genapp import data
 from genapp.models import GAN
 from genapp.models.gan import interpolate_latents
-from genapp.ui import gan_charts, pictures, sources, training_panel
-from genapp.ui.resources import Settings
+from genapp.ui import formulas, gan_charts, pictures, sources, training_panel
+from genapp.ui.resources import Settings, test_split
 from genapp.ui.sources import Source
 
 FAMILY = "gan"
 PRETRAINED = {"gan": "python -m train gan --run-name gan && python -m train export gan --name gan"}
 SAMPLE_COUNT = 24  # numbered cells: few enough to tell apart, enough to find two digits worth joining
 FIXED_NOISE_SEED = 0
+GAME_BATCH = 2000  # test images and fixed-noise samples behind the value of the game
 QUALITY_SAMPLES = 2000  # scoring in the UI: a few seconds, noisier than the manifest's 10k
 BY_SEED, BY_GRID = "two seeds", "two samples of the grid"
 STATE_KEYS = ["gan-view", "gan-source", "gan-samples-seed", "gan-endpoints", "gan-seed-start", "gan-seed-end",
@@ -58,6 +61,18 @@ def interpolation(model: GAN, z0: torch.Tensor, z1: torch.Tensor, steps: int, mo
     return model.generate(path.to(model.device)).cpu(), path.norm(dim=1)
 
 
+@torch.no_grad()
+def game_terms(model: GAN, real: torch.Tensor, z: torch.Tensor) -> dict[str, float]:
+    """The two halves of V(D, G) and the mean outputs of D: on real images (uint8 [n,1,28,28]) and
+    on G(z) for latents z [m, latent_dim]. Keys d_real, d_fake (means of D), log_d_real (mean of
+    log D(x)) and log_one_minus_d_fake (mean of log(1 - D(G(z)))), in nats."""
+    real_logits = model.discriminate(data.to_unit(real).to(model.device))
+    fake_logits = model.discriminate(model.generate(z.to(model.device)))
+    return {"d_real": torch.sigmoid(real_logits).mean().item(), "d_fake": torch.sigmoid(fake_logits).mean().item(),
+            "log_d_real": F.logsigmoid(real_logits).mean().item(),
+            "log_one_minus_d_fake": F.logsigmoid(-fake_logits).mean().item()}
+
+
 def quality_rows(figures: dict, manifest: bool) -> list[tuple[str, str, str]]:
     """(label, value, help) for each quality figure present in ``figures`` (the manifest's
     ``quality_*`` keys when ``manifest``, else ``sample_quality``'s keys)."""
@@ -80,6 +95,13 @@ def quality_of(_model: GAN, model_key: str, n: int = QUALITY_SAMPLES) -> dict:
     return sample_quality(_model, n=n, seed=0)
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def game_numbers(_model: GAN, model_key: str) -> dict[str, float]:
+    """``game_terms`` on the first GAME_BATCH test images and as many fixed-noise samples."""
+    z = sample_latents(FIXED_NOISE_SEED, GAME_BATCH, _model.latent_dim)
+    return game_terms(_model, test_split().images[:GAME_BATCH], z)
+
+
 # ----------------------------------------------------------------------------- sections
 
 
@@ -91,6 +113,20 @@ def describe(model: GAN) -> str:
     if info.get("epoch") is not None:
         parts.append(sources.training_summary(info))
     return " · ".join(parts)
+
+
+def math_section(model: GAN, model_key: str) -> None:
+    with st.expander("The game, with this model's numbers"):
+        terms = game_numbers(model, model_key)
+        for line in formulas.gan_value(**terms):
+            st.latex(line)
+        value = terms["log_d_real"] + terms["log_one_minus_d_fake"]
+        st.caption(f"Means over {GAME_BATCH:,} test images x and {GAME_BATCH:,} samples G(z) of fixed noise, in nats. "
+                   "D maximises V and G minimises it. For a fixed G the best D is D*, and then "
+                   "V(D*, G) = −log 4 + 2·JS(p_data ‖ p_g); since no D does better than D*, this D shows "
+                   f"JS(p_data ‖ p_g) ≥ (V + log 4) / 2 = {formulas.js_lower_bound(value):.3f} nats"
+                   + (" (a bound below zero says nothing: this D is far from D*)."
+                      if formulas.js_lower_bound(value) < 0 else "."))
 
 
 def training_section(source: Source, model_key: str) -> None:
@@ -216,6 +252,7 @@ def explore(settings: Settings) -> None:
         return
     model, model_key, source = chosen
     st.markdown(describe(model))
+    math_section(model, model_key)
     training_section(source, model_key)
     st.divider()
     samples_section(model)

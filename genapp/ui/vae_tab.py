@@ -15,9 +15,11 @@ import numpy as np
 import streamlit as st
 import torch
 
+from genapp import data
+from genapp.evaluation import monte_carlo
 from genapp.evaluation.latent import active_units, encode_images, kl_per_dimension, project_2d, reconstruct
 from genapp.models import VAE
-from genapp.ui import charts, pictures, sources, training_panel
+from genapp.ui import charts, formulas, pictures, sources, teach_charts, training_panel
 from genapp.ui.resources import Settings, test_split
 from genapp.ui.sources import Source
 
@@ -35,7 +37,8 @@ SAMPLE_COUNT = 64
 RECON_COUNT = 32
 FIXED_NOISE_SEED = 0
 MANIFOLD_WIDTH_PX = 480  # small grids are enlarged (whole pixels) to about this width
-STATE_KEYS = ["vae-view", "vae-source", "vae-manifold-n", "vae-z1", "vae-z2", "vae-noise", "vae-picked"]
+STATE_KEYS = ["vae-view", "vae-source", "vae-manifold-n", "vae-z1", "vae-z2", "vae-noise", "vae-picked",
+              "vae-q14-index"]
 
 
 # ----------------------------------------------------------------------------- the model
@@ -49,12 +52,19 @@ def describe(model: VAE, source: Source) -> str:
     loss = (info.get("metrics") or {}).get("loss")
     if loss is not None:
         parts.append(f"validation −ELBO {loss:.2f} nats")
+    nll = manifest_nll(source)
+    if nll is not None:
+        parts.append(f"test NLL {nll[1]:.2f} nats (IWAE, k={nll[0]})")
+    return " · ".join(parts)
+
+
+def manifest_nll(source: Source) -> tuple[str, float] | None:
+    """(k, the test IWAE NLL in nats) that MANIFEST.json records for a pretrained checkpoint."""
     test = (source.manifest or {}).get("test", {})
     nll = next(((k, v) for k, v in test.items() if k.startswith("test_iwae_nll")), None)
-    if nll is not None:
-        k = nll[0].removeprefix("test_iwae_nll_k").removesuffix("_nats")
-        parts.append(f"test NLL {nll[1]:.2f} nats (IWAE, k={k})")
-    return " · ".join(parts)
+    if nll is None:
+        return None
+    return nll[0].removeprefix("test_iwae_nll_k").removesuffix("_nats"), nll[1]
 
 
 # ----------------------------------------------------------------------------- cached analysis
@@ -203,6 +213,14 @@ def elbo_section(model: VAE, model_key: str, source: Source) -> None:
     columns[0].metric("Test −ELBO (nats)", f"{figures['loss']:.2f}")
     columns[1].metric("Reconstruction (nats)", f"{figures['recon']:.2f}")
     columns[2].metric("KL (nats)", f"{figures['kl']:.2f}")
+    with st.expander("The objective, with this model's numbers"):
+        nll = manifest_nll(source)
+        st.latex(formulas.elbo(figures["recon"], figures["kl"], nll[1] if nll else None))
+        st.caption("Per-image means over the 10,000 test images (one fixed binarization, one z ~ q(z|x) each), "
+                   "in nats. Training maximises the ELBO: the reconstruction term wants q(z|x) to pick z that "
+                   "explain x, the KL term wants q(z|x) close to the prior N(0, I)."
+                   + (f" The bound sits {figures['recon'] + figures['kl'] - nll[1]:.2f} nats below log p(x), "
+                      f"estimated by importance sampling with k = {nll[0]} (MANIFEST.json)." if nll else ""))
     history, units = st.columns(2, gap="large")
     with history:
         valid = sources.run_columns(source, "valid")
@@ -218,6 +236,59 @@ def elbo_section(model: VAE, model_key: str, source: Source) -> None:
                         config={"displaylogo": False})
         st.caption("Mean KL(q(z_j|x) ‖ N(0,1)) over the test images. A dimension is active when its posterior "
                    "mean varies over the images (variance > 0.01); the others the decoder ignores.")
+
+
+@st.cache_resource(max_entries=16, show_spinner=f"Estimating log p(x) from {monte_carlo.SAMPLES:,} samples per method…")
+def likelihood_estimates(_model: VAE, model_key: str, index: int) -> monte_carlo.Estimates:
+    """Q1.4's estimates for test image ``index`` (its fixed binarization), cached per model and image."""
+    x = data.fixed_binarization(test_split().images[index : index + 1])
+    return monte_carlo.log_likelihood_estimates(_model, x)
+
+
+@st.fragment
+def estimators_section(model: VAE, model_key: str) -> None:
+    st.subheader("How many samples does log p(x) need? Prior against importance sampling")
+    st.session_state.setdefault("vae-q14-index", 0)
+    test = test_split()
+    controls, chart = st.columns([1, 4], gap="large")
+    with controls:
+        index = st.number_input("Test image #", 0, len(test.images) - 1, step=1, key="vae-q14-index")
+        st.image(pictures.digit_picture(data.fixed_binarization(test.images[index : index + 1])[0], scale=4),
+                 width=112, caption=f"#{index}: a {int(test.labels[index])}, binarized")
+    estimates = likelihood_estimates(model, model_key, int(index))
+    best = float(estimates.mean("importance")[-1])
+    methods = monte_carlo.METHODS
+    with chart:
+        fig = teach_charts.likelihood_estimates(estimates.ks, {m: estimates.mean(m) for m in methods},
+                                                {m: estimates.std(m) for m in methods}, estimates.count(), best,
+                                                uirevision=f"{model_key}:{index}")
+        st.plotly_chart(fig, key="vae-q14", config={"displaylogo": False})
+        st.latex(r"\hat p_\text{MC} = \frac1k \sum_{i=1}^k p(x \mid z_i),\;\; z_i \sim p(z) \qquad\qquad "
+                 r"\hat p_\text{IS} = \frac1k \sum_{i=1}^k \frac{p(x \mid z_i)\,p(z_i)}{q(z_i \mid x)},\;\; z_i \sim q(z \mid x)")
+        st.caption(estimators_summary(estimates, best))
+
+
+def estimators_summary(estimates: monte_carlo.Estimates, best: float, within: float = 1.0) -> str:
+    """What the Q1.4 chart shows, in words: how many samples each method needs to come within
+    ``within`` nats of the best estimate."""
+    counts = estimates.count()
+    needs = {}
+    for method in monte_carlo.METHODS:
+        close = [k for k, mean in zip(estimates.ks, estimates.mean(method)) if best - mean <= within]
+        needs[method] = close[0] if close else None
+    prior_last = float(estimates.mean("prior")[-1])
+    if needs["prior"] is None:
+        prior = (f"sampling z from the prior is still {best - prior_last:.1f} nats below at k = {estimates.ks[-1]:,}: "
+                 "almost every z it draws explains nothing of this image")
+    else:
+        prior = (f"sampling z from the prior needs k = {needs['prior']:,}, because most z it draws explain nothing "
+                 "of this image")
+    ours = f"k = {needs['importance']:,}" if needs["importance"] is not None else "more samples than this"
+    return (f"Each point is the mean of log p̂ over independent estimates ({counts[0]:,} at k = 1, {counts[-1]} at "
+            f"k = {estimates.ks[-1]:,}); the bars are ± one standard deviation. Both p̂ are unbiased for p(x), so "
+            f"log p̂ is biased low and climbs as k grows. Importance sampling from q(z|x), which puts its samples "
+            f"where p(z|x) is, comes within {within:g} nat of the best estimate ({best:.2f}) with {ours}; {prior}. "
+            f"The gap widens with the latent dimension: compare vae-z2 with vae-z20.")
 
 
 # ----------------------------------------------------------------------------- the tab
@@ -236,6 +307,8 @@ def explore(settings: Settings) -> None:
     samples_section(model)
     st.divider()
     elbo_section(model, model_key, source)
+    st.divider()
+    estimators_section(model, model_key)
 
 
 def render(settings: Settings) -> None:

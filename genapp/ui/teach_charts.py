@@ -1,0 +1,98 @@
+"""Plotly figures for "Your digit" and the seed's Q1.4 demonstration. Pure functions of plain
+data (numpy arrays, floats): no streamlit, no torch. Built like ``charts``."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from genapp.ui import charts
+from genapp.ui.charts import DIGIT_COLORS, PALETTE
+
+METHOD_LABELS = {"prior": "Monte Carlo, z ~ p(z)", "importance": "importance sampling, z ~ q(z|x)"}
+
+
+def posterior_on_latents(points: np.ndarray, labels: np.ndarray, mean: np.ndarray, ellipse: np.ndarray,
+                         axis_titles: tuple[str, str], close_up: bool = False,
+                         uirevision: str = "digit-posterior") -> go.Figure:
+    """Test images' posterior means (faint, coloured by digit) and one digit's posterior: its mean
+    (a star) and its one-σ ellipse; ``close_up`` frames the ellipse (four times its size).
+
+    points float [n, 2]; labels int [n]; mean float [2]; ellipse float [m, 2] (a closed curve).
+    """
+    fig = go.Figure()
+    for digit in range(10):
+        mask = labels == digit
+        fig.add_scattergl(x=points[mask, 0], y=points[mask, 1], mode="markers", name=str(digit), showlegend=False,
+                          marker=dict(size=4, color=DIGIT_COLORS[digit], opacity=0.35),
+                          hovertemplate=f"test image of a {digit}<extra></extra>")
+        if mask.any():  # the digit's name where its images gather, instead of a legend
+            centre = np.median(points[mask], axis=0)
+            fig.add_annotation(x=centre[0], y=centre[1], text=f"<b>{digit}</b>", showarrow=False,
+                               font=dict(size=15, color=DIGIT_COLORS[digit]), bgcolor="rgba(255,255,255,0.7)")
+    fig.add_scatter(x=ellipse[:, 0], y=ellipse[:, 1], mode="lines", name="one σ of q(z|x)", fill="toself",
+                    fillcolor="rgba(0,0,0,0.15)", line=dict(color="black", width=2), hoverinfo="skip")
+    fig.add_scatter(x=[mean[0]], y=[mean[1]], mode="markers", name="your digit: mean of q(z|x)",
+                    marker=dict(symbol="star", size=16, color="black", line=dict(color="white", width=1)),
+                    hovertemplate="posterior mean (%{x:.2f}, %{y:.2f})<extra></extra>")
+    charts.layout(fig, title="Where the encoder puts it", x=axis_titles[0], y=axis_titles[1],
+                  uirevision=f"{uirevision}:{close_up}", height=420, hovermode="closest")
+    fig.update_layout(margin_t=70)
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)  # true shapes: a round posterior looks round
+    if close_up:
+        half = 4 * max(float(np.abs(ellipse - mean).max()), 1e-3)
+        fig.update_xaxes(range=[mean[0] - half, mean[0] + half])
+        fig.update_yaxes(range=[mean[1] - half, mean[1] + half])
+        fig.update_traces(marker_size=8, selector=dict(type="scattergl"))
+    return fig
+
+
+def bits_per_dim_histogram(test_bpd: np.ndarray, value: float, percent: float,
+                           uirevision: str = "digit-bpd") -> go.Figure:
+    """Histogram of the test images' bits per dimension with a line at ``value`` (one digit's).
+
+    The x axis stops at the 99th percentile (or at the digit, if further): the worst 1% of the
+    test images spread over a range 20 times wider and would squash the histogram.
+    """
+    low, high = np.percentile(test_bpd, [0.0, 99.0])
+    low, high = min(low, value), max(high, value)
+    shown = test_bpd[test_bpd <= high]
+    fig = go.Figure(go.Histogram(x=shown, nbinsx=50, marker_color=PALETTE[0], opacity=0.75, name="test images",
+                                 hovertemplate="%{x} bits/dim: %{y} images<extra></extra>"))
+    fig.add_vline(x=value, line=dict(color="black", width=3))
+    left = value < (low + high) / 2
+    fig.add_annotation(x=value, y=1, yref="paper", text=f"yours: {value:.2f}<br>percentile {percent:.0f}",
+                       showarrow=False, xanchor="left" if left else "right", yanchor="top", xshift=6 if left else -6,
+                       align="left", font=dict(size=12), bgcolor="rgba(255,255,255,0.8)")
+    charts.layout(fig, title="The test images' bits/dim", x="bits per dimension",
+                  y="test images", uirevision=uirevision, height=300, hovermode="closest")
+    fig.update_layout(margin_t=40, showlegend=False, bargap=0.02)
+    return fig
+
+
+def likelihood_estimates(ks: Sequence[int], means: dict[str, np.ndarray], stds: dict[str, np.ndarray],
+                         counts: Sequence[int], best: float, uirevision: str = "q14") -> go.Figure:
+    """Estimates of log p(x) against the number of samples k (log axis): for each method the mean
+    of its estimates at each k with ± one standard deviation, and a dashed line at ``best`` (the
+    importance-sampling estimate at the largest k).
+
+    ``means`` and ``stds`` map "prior" / "importance" to float [len(ks)]; ``counts`` says how
+    many independent estimates each k has.
+    """
+    fig = go.Figure()
+    for i, method in enumerate(("prior", "importance")):
+        fig.add_scatter(
+            x=list(ks), y=means[method], mode="lines+markers", name=METHOD_LABELS[method],
+            error_y=dict(type="data", array=stds[method], visible=True, thickness=1.5, width=6),
+            line=dict(color=PALETTE[i], width=2), marker=dict(size=8), customdata=np.stack([stds[method], counts], 1),
+            hovertemplate="k = %{x:,}: %{y:.2f} ± %{customdata[0]:.2f} nats (%{customdata[1]:,} estimates)<extra></extra>",
+        )
+    fig.add_hline(y=best, line=dict(dash="dash", color="grey", width=1))
+    fig.add_annotation(text=f"best estimate {best:.2f}", y=best, x=0, xref="paper", xanchor="left", yanchor="top",
+                       showarrow=False, font=dict(size=11, color="grey"))
+    charts.layout(fig, title="log p(x) of one image: estimates as the number of samples k grows",
+                  x="samples k", y="estimate of log p(x) (nats)", uirevision=uirevision, height=420,
+                  hovermode="closest")
+    fig.update_xaxes(type="log", tickvals=list(ks), ticktext=[f"{k:,}" for k in ks])
+    return fig
