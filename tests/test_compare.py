@@ -86,6 +86,7 @@ def test_pretrained_rows_carry_the_manifest_figures_and_say_which_data():
         assert rows[name]["label_kl"] == test["quality_label_kl"]
         assert rows[name]["fid_real_floor"] == test["quality_fid_real_floor"]
         assert rows[name]["device"].startswith(MANIFEST[name]["device"])
+        assert rows[name]["quality_measured"] == "at export" and rows[name]["quality_samples"] == 10_000
 
 
 def test_the_display_table_has_a_column_per_model_dashes_for_the_gan_and_the_real_data_floor():
@@ -178,7 +179,7 @@ def test_measure_flow_bits_per_dim_and_gan_sample_quality(tiny_runs, test_images
     entry = compare.run_entry(tiny_runs["gan"])
     entry.figures = scored
     row = compare.comparison_row(entry)
-    assert row["fid"] == scored["quality_fid"] and row["quality_measured"] == "test" and row["bpd"] is None
+    assert row["fid"] == scored["quality_fid"] and row["quality_measured"] == "measured" and row["bpd"] is None
 
 
 def test_sampling_speed_is_images_per_second(tiny_runs):

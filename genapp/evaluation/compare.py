@@ -59,6 +59,7 @@ class ModelEntry:
     checkpoint: Path | None = None
     epoch: int | None = None
     figures: dict = field(default_factory=dict)
+    figures_source: str = "measured"  # where ``figures`` come from: "at export" (the manifest), "measured here"
     logged: dict = field(default_factory=dict)
     train_seconds: float | None = None
     device: str | None = None
@@ -104,7 +105,7 @@ def pretrained_entries(checkpoints_dir: Path) -> list[ModelEntry]:
         entries.append(ModelEntry(
             name=name, kind="pretrained", family=item["family"], model_config=dict(item.get("model_config") or {}),
             train_config=dict(item.get("train_config") or {}), checkpoint=path, epoch=item.get("epoch"),
-            figures=dict(item.get("test") or {}), logged=dict(item.get("validation") or {}),
+            figures=dict(item.get("test") or {}), figures_source="at export", logged=dict(item.get("validation") or {}),
             train_seconds=item.get("train_seconds"), device=item.get("device"), device_name=item.get("device_name"),
         ))
     for path in sorted(checkpoints_dir.glob("*.pt")):
@@ -205,7 +206,7 @@ def quality(entry: ModelEntry) -> dict:
     """The classifier scores: measured ones (``quality_*``), else those the run logged."""
     figures, logged = entry.figures, entry.logged
     if "quality_fid" in figures:
-        get, samples, when = (lambda k: figures.get(f"quality_{k}")), figures.get("quality_samples"), "test"
+        get, samples, when = (lambda k: figures.get(f"quality_{k}")), figures.get("quality_samples"), entry.figures_source
     elif "fid" in logged:
         get, samples, when = logged.get, entry.train_config.get("quality_samples"), "logged in training"
     else:

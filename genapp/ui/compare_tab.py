@@ -18,10 +18,12 @@ import torch
 from genapp.checkpoint import CheckpointError
 from genapp.evaluation import compare
 from genapp.evaluation.compare import ModelEntry
+from genapp.models import FAMILIES
 from genapp.report import build_report
 from genapp.training.runs import RunDir, list_runs
 from genapp.ui import compare_charts
 from genapp.ui.resources import Settings, model_from_file, test_split
+from genapp.ui.sources import family_of
 
 STATE_KEYS = ["compare-runs", "compare-k", "compare-samples", "compare-report-pretrained", "compare-report-epochs"]
 SPEED_BATCH = 256
@@ -64,7 +66,9 @@ def _checkpoint_key(entry: ModelEntry) -> str:
 
 def _with_measured(entry: ModelEntry) -> ModelEntry:
     figures = measured_figures().get(_checkpoint_key(entry))
-    return dataclasses.replace(entry, figures=figures) if figures and not entry.figures else entry
+    if figures and not entry.figures:
+        return dataclasses.replace(entry, figures=figures, figures_source="measured here")
+    return entry
 
 
 def gather(settings: Settings, run_names: list[str]) -> list[ModelEntry]:
@@ -94,10 +98,9 @@ def _runs_with_checkpoints(settings: Settings) -> dict[str, str]:
     """{run name: family} of every run that has a checkpoint to compare."""
     out = {}
     for run in list_runs(settings.runs_dir):
-        if compare.run_checkpoint(run) is not None:
-            entry_family = compare.run_entry(run)
-            if entry_family is not None:
-                out[run.name] = entry_family.family
+        family = family_of(run)
+        if family in FAMILIES and compare.run_checkpoint(run) is not None:
+            out[run.name] = family
     return out
 
 

@@ -43,6 +43,7 @@ def test_every_pretrained_model_in_one_table_with_both_charts(compare_env):
     assert frame.loc["Bits/dim", "flow-mlp"] == f"{MANIFEST['flow-mlp']['test']['test_bpd']:.3f}"
     assert frame.loc["NLL (nats)", "gan"] == "—" and "no likelihood" in frame.loc["Likelihood on", "gan"]
     assert frame.loc["FID ↓", "gan"] == f"{MANIFEST['gan']['test']['quality_fid']:.1f}"
+    assert frame.loc["Scores from", "flow-mlp"] == "at export, 10,000 samples"
     assert frame.loc["Parameters", "flow-mlp"] == f"{MANIFEST['flow-mlp']['test']['parameters']:,}"
     for name in PRETRAINED:  # timed live
         assert float(frame.loc["Samples/s", name].replace(",", "")) > 0

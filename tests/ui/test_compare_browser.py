@@ -1,0 +1,107 @@
+"""The Compare tab in headless Chromium (as in test_e2e_browser.py): the shipped checkpoints' table
+and charts, a run added from the picker, and the report zip downloaded through the real button,
+whose contents are built only when it is clicked (a path AppTest cannot take). Saves
+tests/artifacts/compare.png. Skips without /usr/bin/chromium or playwright."""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from genapp.manifest import CHECKPOINTS_DIR
+
+from .conftest import REPO, wait_for
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+WIDTH = 1400
+
+if not CHROMIUM.is_file():
+    pytest.skip("no /usr/bin/chromium (apt-get install -y chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the Python package) is not installed")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def compare_page(tmp_path, runs_copy):
+    """A browser page on a server with the shipped checkpoints and the tiny test runs."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, GENAPP_RUNS_DIR=str(runs_copy), GENAPP_CHECKPOINTS_DIR=str(CHECKPOINTS_DIR))
+    log = open(tmp_path / "server.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _healthy(url), timeout=90, what="the streamlit server")
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": WIDTH, "height": 1000}, accept_downloads=True)
+            page.set_default_timeout(120_000)
+            page.goto(url)
+            wait_idle(page)
+            yield page
+            browser.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def wait_idle(page) -> None:
+    page.wait_for_selector(IDLE)
+    page.wait_for_timeout(500)
+    page.wait_for_selector(IDLE)
+
+
+def test_compare_tab_table_charts_and_report_download(compare_page):
+    page = compare_page
+    page.get_by_role("tab", name="Compare", exact=True).click()
+    wait_idle(page)
+    table = page.locator("[data-testid=stTable]")
+    for text in ("vae-z20", "flow-mlp", "real MNIST", "test set, dequantized 8-bit", "IWAE bound, k=1000"):
+        assert text in table.inner_text()
+    bars = page.evaluate("""() => Array.from(document.querySelectorAll('.st-key-compare-likelihood .js-plotly-plot'))
+        .map(gd => gd.calcdata.map(trace => trace.length))""")
+    assert bars == [[2, 1]]  # two VAE bars, one flow bar
+
+    page.locator(".st-key-compare-runs").click()
+    page.get_by_role("option", name="tiny-z2 (vae)").click()
+    page.keyboard.press("Escape")
+    wait_idle(page)
+    assert "run tiny-z2" in table.inner_text() and "validation set, binarized" in table.inner_text()
+
+    height = page.evaluate("document.querySelector('[data-testid=stMainBlockContainer]').scrollHeight")
+    page.set_viewport_size({"width": WIDTH, "height": min(8000, height + 120)})
+    page.wait_for_timeout(800)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "compare.png"))
+
+    with page.expect_download() as download:
+        page.locator(".st-key-compare-report button").click()
+    assert download.value.suggested_filename.startswith("genapp-report-")
+    archive = zipfile.ZipFile(io.BytesIO(Path(download.value.path()).read_bytes()))
+    names = set(archive.namelist())
+    assert {"README.txt", "comparison.csv", "runs/tiny-z2/metrics.csv", "runs/tiny-z2/figures/elbo.png",
+            "runs/tiny-z2/figures/manifold.png", "pretrained/gan/interpolation.png"} <= names
+    assert "run tiny-z2" in archive.read("comparison.csv").decode()
