@@ -255,3 +255,46 @@ def test_gan_and_flow_explorers(page):
     assert forward == ["input", "logit", "1: coupling", "2: coupling"], forward
     assert len(inverse) == len(forward) and all("coupling" in c for c in inverse[1:-1]), inverse
     screenshot(page, "flow")
+
+
+def draw_stroke(page, points: list[tuple[float, float]]) -> None:
+    """One stroke with the mouse through ``points`` (fractions of the canvas's width and height)."""
+    canvas = page.locator(".st-key-digit-canvas canvas").last
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    at = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for x, y in at[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+
+
+def test_your_digit_draw_a_stroke_and_see_it_through_every_model(page):
+    # Your digit: an empty canvas asks for a drawing; a stroke (a "7") gets all three results.
+    page.get_by_role("tab", name="Your digit", exact=True).click()
+    wait_idle(page)
+    page.get_by_text("Nothing drawn yet").wait_for()
+    draw_stroke(page, [(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)])
+    page.get_by_text("D(your digit)").wait_for()
+    wait_idle(page)
+    captions = image_captions(page)
+    assert "What the models see: your drawing as a 28 × 28 MNIST digit" in captions
+    assert "its reconstruction" in captions  # VAE
+    assert any(c.startswith("nearest G(z): RMSE") for c in captions)  # GAN
+    assert page.get_by_text("How typical is it?").is_visible()  # flow
+    star = page.evaluate("""() => {
+        const gd = document.querySelector('.st-key-digit-vae-latent .js-plotly-plot');
+        const i = gd.data.findIndex(t => t.name === 'your digit: mean of q(z|x)');
+        return i < 0 ? null : gd.calcdata[i].length;
+    }""")
+    assert star == 1
+    first = image_sources(page)
+
+    # Another stroke changes the digit, and every model's picture with it.
+    draw_stroke(page, [(0.35, 0.55), (0.65, 0.55)])
+    wait_idle(page)
+    page.wait_for_timeout(500)
+    wait_idle(page)
+    assert sum(a != b for a, b in zip(image_sources(page), first)) >= 4
+    screenshot(page, "digit")
