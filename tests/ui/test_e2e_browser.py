@@ -3,7 +3,7 @@
 Starts ``streamlit run app.py`` on a free port against temporary runs and checkpoints, moves the
 manifold sliders, starts a tiny run from the Train tab and watches its curve grow; on tiny GAN and
 flow checkpoints, moves the GAN's interpolation sliders and the flow's temperature and looks inside
-the flow. Saves a screenshot of each tab to tests/artifacts/. Skips when /usr/bin/chromium or playwright is missing.
+the flow; draws a digit on the Your digit canvas and sees it through all three models. Saves a screenshot of each tab to tests/artifacts/. Skips when /usr/bin/chromium or playwright is missing.
 """
 from __future__ import annotations
 
