@@ -97,14 +97,18 @@ class LatentBackdrop:
     labels: np.ndarray  # int [SCATTER_POINTS]
     projection: digits.Projection
     axes: tuple[str, str]
+    mean_elbo: float  # nats: the images' mean one-sample ELBO, to compare a digit's with
 
 
 @st.cache_resource(max_entries=4, show_spinner="Encoding the test images…")
 def latent_backdrop(_model, model_key: str) -> LatentBackdrop:
     test = test_split()
-    means = encode_images(_model, test.images[:SCATTER_POINTS]).mean.numpy()
+    images = test.images[:SCATTER_POINTS]
+    means = encode_images(_model, images).mean.numpy()
     axes = ("z1", "z2") if _model.latent_dim <= 2 else ("principal component 1", "principal component 2")
-    return LatentBackdrop(means, test.labels[:SCATTER_POINTS].numpy(), digits.latent_projection(means), axes)
+    with torch.no_grad():
+        elbo = _model.elbo(data.fixed_binarization(images), torch.Generator().manual_seed(0)).mean().item()
+    return LatentBackdrop(means, test.labels[:SCATTER_POINTS].numpy(), digits.latent_projection(means), axes, elbo)
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -200,7 +204,7 @@ def show_vae(settings: Settings, digit: torch.Tensor, key: str) -> None:
                  f"means; mean σ {view.std.mean():.2f}")
     st.caption(f"The star is q(z|x)'s mean and the shaded ellipse its one-σ region (often hidden under the star: "
                f"see the close-up); the dots are {SCATTER_POINTS:,} test images' means, by digit. {where}. "
-               f"ELBO of your digit: {view.elbo:.1f} nats.")
+               f"ELBO of your digit: {view.elbo:.1f} nats (the test images average {backdrop.mean_elbo:.1f}).")
 
 
 def show_flow(settings: Settings, digit: torch.Tensor, key: str) -> None:

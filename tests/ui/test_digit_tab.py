@@ -48,6 +48,7 @@ def assert_three_results(at: AppTest) -> None:
     names = [trace.get("name") for trace in chart(at, "digit-vae-latent")["data"]]
     assert "one σ of q(z|x)" in names and "your digit: mean of q(z|x)" in names
     assert chart(at, "digit-flow-bpd")["data"][0]["type"] == "histogram"
+    assert any("ELBO of your digit" in c.value and "the test images average" in c.value for c in at.caption)
 
 
 def test_a_picked_test_image_is_seen_through_all_three_models(families_env):
