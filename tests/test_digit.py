@@ -119,7 +119,7 @@ def test_flow_bits_per_dim_of_a_digit_and_its_percentile_among_test_images():
     model = Flow(FlowConfig(couplings=2, hidden=16, mlp_layers=1)).eval()
     images = load_mnist().test.images[:300]
     shares = []
-    distribution = digits.test_bits_per_dim(model, images, chunk=100, progress=shares.append)
+    distribution = digits.images_bits_per_dim(model, images, chunk=100, progress=shares.append)
     assert distribution.shape == (300,) and np.all(np.isfinite(distribution))
     assert shares == pytest.approx([1 / 3, 2 / 3, 1.0])
     value = digits.flow_bits_per_dim(model, images[:1])

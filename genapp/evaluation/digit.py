@@ -152,7 +152,7 @@ def flow_bits_per_dim(model, digit: torch.Tensor, draws: int = 8, seed: int = 0)
 
 
 @torch.no_grad()
-def test_bits_per_dim(model, images: torch.Tensor, chunk: int = 1000, seed: int = 0,
+def images_bits_per_dim(model, images: torch.Tensor, chunk: int = 1000, seed: int = 0,
                       progress: Callable[[float], None] | None = None) -> np.ndarray:
     """Bits per dimension of every uint8 image [n,1,28,28] (one seeded dequantization each):
     float [n]. ``progress`` is called with the share done after each chunk."""

@@ -145,14 +145,15 @@ def _test_bpd_store() -> dict[str, np.ndarray]:
     return {}
 
 
-def test_bpd(model, model_key: str) -> np.ndarray:
+def bpd_distribution(model, model_key: str) -> np.ndarray:
     """The test set's bits per dimension under ``model``: measured once per model (a few seconds,
     with a progress bar), then kept for every session."""
     store = _test_bpd_store()
     if model_key not in store:
         text = "Measuring the bits per dimension of the 10,000 test images (once per model)…"
         bar = st.progress(0.0, text=text)
-        values = digits.test_bits_per_dim(model, test_split().images, progress=lambda share: bar.progress(share, text=text))
+        values = digits.images_bits_per_dim(model, test_split().images,
+                                            progress=lambda share: bar.progress(share, text=text))
         bar.empty()
         while len(store) >= BPD_CACHE_MODELS:
             store.pop(next(iter(store)))
@@ -213,7 +214,7 @@ def show_flow(settings: Settings, digit: torch.Tensor, key: str) -> None:
     if chosen is None:
         return
     model, model_key, _ = chosen
-    distribution = test_bpd(model, model_key)
+    distribution = bpd_distribution(model, model_key)
     value = flow_view(model, model_key, digit, key)
     percent = digits.percentile(value, distribution)
     left, right = st.columns(2)
