@@ -25,13 +25,51 @@ DIGIT_COLORS = qualitative.D3  # ten distinct colours, one per digit
 def layout(fig: go.Figure, *, title: str, x: str, y: str, uirevision: str | None = None, height: int = 360,
             hovermode: str = "x unified") -> go.Figure:
     # The title sits at the very top and the legend between it and the plot, so they never overlap.
-    fig.update_layout(
+    settings = dict(
         title=dict(text=title, font=dict(size=15), x=0, xanchor="left", y=1, yanchor="top", pad=dict(t=8)),
         height=height, margin=dict(l=10, r=10, t=80, b=10),
-        xaxis_title=x, yaxis_title=y, uirevision=uirevision,
+        xaxis=dict(title=dict(text=x)), yaxis=dict(title=dict(text=y)), uirevision=uirevision,
         legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0),
         hovermode=hovermode,
     )
+    # One new Layout, not update_layout: plotly's relayout of an existing figure validates key
+    # by key and costs ~50-100 ms here, a whole new Layout ~5 ms (measured on this CPU).
+    current = fig.layout.to_plotly_json()
+    current.pop("template", None)  # the default one comes back by itself, without its validation
+    fig.layout = go.Layout(merged(current, settings))
+    return fig
+
+
+def merged(base: dict, update: dict) -> dict:
+    """``base`` with ``update`` laid over it, nested dictionaries merged key by key."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def rule(fig: go.Figure, *, y: float | None = None, x: float | None = None, line: dict, text: str | None = None,
+         position: str = "top right", font: dict | None = None) -> go.Figure:
+    """A line across the plot at ``y`` (or ``x``), labelled with ``text`` at ``position``.
+
+    What ``add_hline``/``add_vline`` draw, as one shape and one annotation: plotly's axis-spanning
+    bookkeeping makes those ~45 ms a line here, this ~2 ms (measured on this CPU).
+    """
+    vertical = y is None
+    value = x if vertical else y
+    if vertical:
+        fig.add_shape(type="line", x0=value, x1=value, xref="x", y0=0, y1=1, yref="y domain", line=line)
+    else:
+        fig.add_shape(type="line", y0=value, y1=value, yref="y", x0=0, x1=1, xref="x domain", line=line)
+    if text:
+        top, right = position.startswith("top"), position.endswith("right")
+        axis = fig.layout.xaxis if vertical else fig.layout.yaxis
+        at = math.log10(value) if axis.type == "log" else value  # annotations sit at log10 on a log axis
+        where = (dict(x=at, xref="x", y=1 if top else 0, yref="y domain", xanchor="left" if right else "right",
+                      yanchor="top" if top else "bottom") if vertical else
+                 dict(y=at, yref="y", x=1 if right else 0, xref="x domain", xanchor="right" if right else "left",
+                      yanchor="bottom" if top else "top"))
+        fig.add_annotation(text=text, showarrow=False, font=font or dict(size=11, color="grey"), **where)
     return fig
 
 

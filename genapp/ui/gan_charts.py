@@ -40,10 +40,10 @@ def gan_losses(train: Columns, uirevision: str = "gan-losses") -> go.Figure:
     fig = go.Figure()
     _smoothed(fig, train, "d_loss", "D loss", PALETTE[0])
     _smoothed(fig, train, "g_loss", "G loss", PALETTE[1])
-    fig.add_hline(y=D_LOSS_EQUILIBRIUM, line=dict(dash="dash", color=PALETTE[0], width=1),
-                  annotation_text="D loss at D = ½: 2·ln 2 ≈ 1.39", annotation_position="top left")
-    fig.add_hline(y=G_LOSS_EQUILIBRIUM, line=dict(dash="dash", color=PALETTE[1], width=1),
-                  annotation_text="G loss at D = ½: ln 2 ≈ 0.69", annotation_position="bottom left")
+    charts.rule(fig, y=D_LOSS_EQUILIBRIUM, line=dict(dash="dash", color=PALETTE[0], width=1),
+                text="D loss at D = ½: 2·ln 2 ≈ 1.39", position="top left")
+    charts.rule(fig, y=G_LOSS_EQUILIBRIUM, line=dict(dash="dash", color=PALETTE[1], width=1),
+                text="G loss at D = ½: ln 2 ≈ 0.69", position="bottom left")
     return charts.layout(fig, title="Discriminator and generator losses", x="step", y="loss (nats)",
                           uirevision=uirevision)
 
@@ -53,8 +53,8 @@ def discriminator_outputs(train: Columns, uirevision: str = "gan-d") -> go.Figur
     fig = go.Figure()
     _smoothed(fig, train, "d_real", "D(x), real", PALETTE[2])
     _smoothed(fig, train, "d_fake", "D(G(z)), generated", PALETTE[3])
-    fig.add_hline(y=0.5, line=dict(dash="dot", color="grey", width=1), annotation_text="½: D cannot tell",
-                  annotation_position="bottom right")
+    charts.rule(fig, y=0.5, line=dict(dash="dot", color="grey", width=1), text="½: D cannot tell",
+                position="bottom right")
     fig.update_yaxes(range=[0, 1])
     return charts.layout(fig, title="What the discriminator says", x="step", y="mean probability 'real'",
                           uirevision=uirevision)
@@ -64,10 +64,8 @@ def with_reference_lines(fig: go.Figure, lines: Sequence[tuple[float, str]]) -> 
     """Dashed horizontal lines (value, label) on a figure; the y range grows to show them all."""
     log = fig.layout.yaxis.type == "log"
     for i, (value, label) in enumerate(lines):
-        fig.add_hline(y=value, line=dict(dash="dash", color=PALETTE[(i + 3) % len(PALETTE)], width=1))
-        # Plotly places shapes at data values but annotations at log10 of them on a log axis.
-        fig.add_annotation(text=label, y=math.log10(value) if log else value, yref="y", x=1, xref="paper",
-                           xanchor="right", yanchor="bottom", showarrow=False, font=dict(size=11, color="grey"))
+        charts.rule(fig, y=value, line=dict(dash="dash", color=PALETTE[(i + 3) % len(PALETTE)], width=1),
+                    text=label, position="top right")
     if fig.layout.yaxis.range is not None:  # charts fits the axis to the curve; widen it to the references
         ys = [math.log10(v) if log else v for v, _ in lines]
         low, high = fig.layout.yaxis.range
