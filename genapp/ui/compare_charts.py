@@ -84,7 +84,9 @@ def quality_bars(rows: list[dict]) -> go.Figure:
                          range=[math.log10(min(fids) / 1.6), math.log10(max(fids) * 1.6)])
     fig.update_yaxes(range=[0, 10.9], row=1, col=2)
     for value, col in ((floor, 1), (real_is, 2)):
-        if value is not None:  # shapes take data values, also on a log axis
-            fig.add_hline(y=value, line_dash="dash", line_color="grey", row=1, col=col)
+        if value is not None:  # shapes take data values, also on a log axis; add_hline costs ~45 ms
+            axis = "" if col == 1 else str(col)
+            fig.add_shape(type="line", xref=f"x{axis} domain", x0=0, x1=1, yref=f"y{axis}", y0=value, y1=value,
+                          line=dict(dash="dash", color="grey"))
     fig.update_yaxes(rangemode="tozero", row=1, col=3)
     return _frame(fig, "Sample quality judged by the MNIST classifier", height=440)
