@@ -74,7 +74,7 @@ MEASURES: dict[str, Callable] = {"vae": vae_test_neg_elbo, "gan": gan_inception_
 
 MARKS = {
     "vae": Mark("VAE z=20: test negative ELBO <= 100 nats", "vae",
-                {"batch_size": 128, "lr": 2e-3, "epochs": 30}, 100.0, True, budget_s=300, every_steps=100),
+                {"batch_size": 128, "lr": 1e-3, "epochs": 40}, 100.0, True, budget_s=300, every_steps=100),
     "gan": Mark("GAN: classifier Inception Score >= 8.5", "gan",
                 {"epochs": 200, "quality_every": 0}, 8.5, False, budget_s=3600),
     "flow": Mark("RealNVP mlp: validation bits/dim <= 2.0", "flow", {"epochs": 100}, 2.0, True, budget_s=3600),
