@@ -14,7 +14,9 @@ a restarted server (or a second one) finds every job again.
 
 At most ``GENAPP_MAX_JOBS`` jobs (default 2; 0 = no limit) train at once: each job starts
 behind the queue waiter of ``genapp.training.slots``, which waits for a free slot, first come,
-first served, and shows the job as ``queued`` with its place in the line meanwhile.
+first served, and shows the job as ``queued`` with its place in the line meanwhile. Jobs run
+``GENAPP_JOB_NICE`` (default 10) steps below the server's CPU priority, so that pages keep
+answering while training uses every core.
 """
 from __future__ import annotations
 
@@ -156,10 +158,12 @@ class JobTable:
             job.process.poll()
 
 
-def queued_command(command: list[str], runs_dir: Path, run_name: str, family: str, limit: int) -> list[str]:
-    """``command`` behind the queue waiter: it trains once one of ``limit`` slots is free."""
+def queued_command(command: list[str], runs_dir: Path, run_name: str, family: str, limit: int,
+                   nice: int = 0) -> list[str]:
+    """``command`` behind the queue waiter: it trains once one of ``limit`` slots is free (at once
+    if ``limit`` is 0), ``nice`` steps below the server's priority."""
     return [sys.executable, "-m", "genapp.training.slots", "--runs-dir", str(runs_dir), "--run", run_name,
-            "--family", family, "--max-jobs", str(limit), "--", *command]
+            "--family", family, "--max-jobs", str(limit), "--nice", str(nice), "--", *command]
 
 
 def _spawn(command: list[str], runs_dir: Path, run_name: str) -> subprocess.Popen:
@@ -183,10 +187,10 @@ def _launch(family: str, command: list[str], runs_dir: Path, run_name: str, jobs
             max_jobs: int | None) -> Job:
     try:
         limit = slots.max_jobs() if max_jobs is None else max_jobs
+        nice = slots.job_nice()
     except ValueError as e:
         raise LaunchError(str(e)) from None
-    if limit > 0:
-        command = queued_command(command, runs_dir, run_name, family, limit)
+    command = queued_command(command, runs_dir, run_name, family, limit, nice)
     job = Job(family, run_name, runs_dir, _spawn(command, runs_dir, run_name), command)
     if jobs is not None:
         jobs.add(job)
@@ -284,6 +288,7 @@ def delete_run(run: RunDir, jobs: JobTable | None = None) -> None:
     try:
         shutil.rmtree(target)  # removes links inside the run, never what they point to
         log_path(root, run.name).unlink(missing_ok=True)
+        slots.run_lock_path(root, run.name).unlink(missing_ok=True)  # ours while we hold it
     finally:
         os.close(lock)
 

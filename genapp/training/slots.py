@@ -1,7 +1,7 @@
 """Run locks, job slots and the queue: how training processes share a machine and show they live.
 
 Standard library only: the queue waiter below runs before torch is imported, so a job waiting
-for its turn costs about 10 MB, not the 200+ MB of a process that has loaded torch.
+for its turn costs about 15 MB, not the 200+ MB of a process that has loaded torch.
 
 Everything rests on ``flock`` locks, which the kernel drops when their process dies, SIGKILL and
 out-of-memory kills included. "Is anyone training this run?" then has an exact answer with no
@@ -18,13 +18,15 @@ directory:
 A locked file is tested with a shared, non-blocking lock taken and dropped at once, so testers
 never block each other and never block the owner for longer than that instant.
 
-The waiter, which the launcher puts in front of a training command when jobs are limited::
+The waiter, which the launcher puts in front of every training command it starts::
 
-    python -m genapp.training.slots --runs-dir D --run NAME --family F --max-jobs N -- COMMAND...
+    python -m genapp.training.slots --runs-dir D --run NAME --family F --max-jobs N --nice K -- COMMAND...
 
-waits its turn (first come, first served), takes a free slot and then ``exec``s COMMAND: the
-training process keeps the waiter's pid and the slot's lock, so the slot frees itself exactly
-when training ends, however it ends.
+lowers its priority by K (so that training yields the CPU to the explorer's server: pages stay
+responsive while jobs use every core), waits its turn (first come, first served; N = 0: no
+limit, no wait), takes a free slot and then ``exec``s COMMAND: the training process keeps the
+waiter's pid, priority and slot lock, so the slot frees itself exactly when training ends,
+however it ends.
 """
 from __future__ import annotations
 
@@ -43,21 +45,32 @@ LOCKS_DIR = ".locks"
 QUEUE_DIR = ".queue"
 MAX_JOBS_ENV = "GENAPP_MAX_JOBS"  # training jobs at a time, for the explorer's launcher; 0 = no limit
 DEFAULT_MAX_JOBS = 2
+NICE_ENV = "GENAPP_JOB_NICE"  # how much lower the priority of the explorer's jobs is; 0 = the same
+DEFAULT_NICE = 10
 POLL_SECONDS = 0.2
 
 
-def max_jobs() -> int:
-    """The limit on concurrent training jobs: ``GENAPP_MAX_JOBS`` (0 = none), else 2."""
-    raw = os.environ.get(MAX_JOBS_ENV, "").strip()
+def _setting(name: str, default: int, top: int, meaning: str) -> int:
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return DEFAULT_MAX_JOBS
+        return default
     try:
         value = int(raw)
     except ValueError:
         value = -1
-    if value < 0:
-        raise ValueError(f"{MAX_JOBS_ENV}={raw!r}: expected a whole number of jobs (0 = no limit)")
+    if not 0 <= value <= top:
+        raise ValueError(f"{name}={raw!r}: expected {meaning}")
     return value
+
+
+def max_jobs() -> int:
+    """The limit on concurrent training jobs: ``GENAPP_MAX_JOBS`` (0 = none), else 2."""
+    return _setting(MAX_JOBS_ENV, DEFAULT_MAX_JOBS, 10_000, "a whole number of jobs (0 = no limit)")
+
+
+def job_nice() -> int:
+    """How much the explorer lowers its jobs' CPU priority: ``GENAPP_JOB_NICE`` (0-19), else 10."""
+    return _setting(NICE_ENV, DEFAULT_NICE, 19, "a niceness from 0 (same priority as the server) to 19")
 
 
 # ----------------------------------------------------------------------------- processes
@@ -324,12 +337,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", required=True)
     parser.add_argument("--run", required=True)
     parser.add_argument("--family", default="")
-    parser.add_argument("--max-jobs", type=int, required=True)
+    parser.add_argument("--max-jobs", type=int, required=True, help="jobs at a time (0 = no limit)")
+    parser.add_argument("--nice", type=int, default=0, help="lower the priority by this much (0-19)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the training command")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command or args.max_jobs < 1:
-        parser.error("needs --max-jobs of at least 1 and a command after --")
+    if not command or args.max_jobs < 0:
+        parser.error("needs --max-jobs of at least 0 and a command after --")
+    if args.nice > 0 and hasattr(os, "nice"):
+        os.nice(args.nice)
+    if args.max_jobs == 0:
+        sys.stdout.flush()
+        os.execvp(command[0], command)
 
     def cancel(signum, frame):
         raise SystemExit(0)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -69,6 +70,9 @@ def test_the_queue_holds_extra_jobs_in_order_and_survives_a_server_restart(tmp_p
         assert (first.state, first.label, second.label) == ("queued", "queued (1 of 2)", "queued (2 of 2)")
         assert pending_run_names(runs_dir, jobs, "vae") == ["next", "last"]  # no directories yet
         assert activity(runs_dir) == (1, 2)
+        nice = Path(f"/proc/{pids['long']}/stat")
+        if nice.exists():  # training yields the CPU to the server
+            assert int(nice.read_text().rsplit(")", 1)[1].split()[16]) == slots.DEFAULT_NICE
         with pytest.raises(LaunchError, match="already waiting"):
             start_run(tiny_config(), runs_dir, "last", jobs)
 
@@ -102,7 +106,7 @@ def test_the_queue_holds_extra_jobs_in_order_and_survives_a_server_restart(tmp_p
                 os.kill(pid, signal.SIGKILL)
 
 
-def test_max_jobs_setting_is_checked(monkeypatch):
+def test_settings_are_checked(monkeypatch):
     monkeypatch.setenv(slots.MAX_JOBS_ENV, "3")
     assert slots.max_jobs() == 3
     monkeypatch.setenv(slots.MAX_JOBS_ENV, "0")
@@ -111,6 +115,35 @@ def test_max_jobs_setting_is_checked(monkeypatch):
         monkeypatch.setenv(slots.MAX_JOBS_ENV, bad)
         with pytest.raises(ValueError, match="GENAPP_MAX_JOBS"):
             slots.max_jobs()
+    assert slots.job_nice() == 10
+    monkeypatch.setenv(slots.NICE_ENV, "20")
+    with pytest.raises(ValueError, match="GENAPP_JOB_NICE"):
+        slots.job_nice()
+    monkeypatch.setenv(slots.MAX_JOBS_ENV, "x")
+    with pytest.raises(LaunchError, match="GENAPP_MAX_JOBS"):
+        start_run(tiny_config(), "/nonexistent", "never")
+
+
+def waiter(runs_dir, limit: int, nice: int = 0) -> subprocess.Popen:
+    """The queue waiter in front of a command that prints its niceness."""
+    command = [sys.executable, "-c", "import os; print('nice', os.nice(0), flush=True)"]
+    return subprocess.Popen([sys.executable, "-m", "genapp.training.slots", "--runs-dir", str(runs_dir), "--run",
+                             "w", "--max-jobs", str(limit), "--nice", str(nice), "--", *command],
+                            cwd=REPO, stdout=subprocess.PIPE, text=True)
+
+
+def test_the_waiter_holds_a_job_until_a_slot_frees_and_lowers_its_priority(tmp_path):
+    started = waiter(tmp_path, 0, nice=3)  # no limit: straight on
+    assert started.communicate(timeout=30)[0].splitlines()[-1] == "nice 3"
+    held = slots.take_slot(tmp_path, 1)  # the only slot is busy
+    try:
+        queued = waiter(tmp_path, 1)
+        wait_for(lambda: slots.queue(tmp_path), timeout=30, what="the ticket")
+        assert [t.run for t in slots.queue(tmp_path)] == ["w"] and queued.poll() is None
+    finally:
+        os.close(held)
+    assert queued.communicate(timeout=30)[0].splitlines()[-1] == "nice 0"
+    assert slots.tickets(tmp_path) == [] and slots.busy_slots(tmp_path, 1) == 0
 
 
 def test_one_session_never_changes_what_another_sees(app_env):

@@ -152,3 +152,17 @@ def test_a_copied_pretrained_folder_is_only_read(app_env, pretrained_dir, tmp_pa
     monkeypatch.setenv("GENAPP_CHECKPOINTS_DIR", str(folder))
     run(AppTest.from_file(APP, default_timeout=90))
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+
+
+def test_run_names_that_would_leave_the_runs_directory_are_refused_in_the_form(app_env):
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.session_state["vae-view"] = "Train"
+    run(at)
+    before = sorted(p.name for p in app_env.iterdir())
+    for name in ("../escape", "a/b", "..", "/tmp/abs"):
+        at.text_input(key="vae-run-name").set_value(name)
+        run(at)
+        at.button(key="vae-start").click()
+        run(at)
+        assert any("Not started: invalid run name" in e.value for e in at.error), name
+    assert sorted(p.name for p in app_env.iterdir()) == before and not (app_env.parent / "escape").exists()
