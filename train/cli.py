@@ -195,7 +195,7 @@ def run_export(args: argparse.Namespace) -> int:
         "step": info["step"],
         "validation": info["metrics"],
         "test": {k: v for k, v in figures.items() if k not in ("family",)},
-        "train_seconds": round(status.get("train_seconds") or status["updated"] - status["started"], 1),
+        "train_seconds": round(status.get("train_seconds") or status["updated"] - status["started"], 3),
         "device": status.get("device"),
         "device_name": status.get("device_name"),
         "threads": status.get("threads"),
