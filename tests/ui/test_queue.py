@@ -94,9 +94,9 @@ def test_the_queue_holds_extra_jobs_in_order_and_survives_a_server_restart(tmp_p
 
         stop_run(long, jobs)  # frees the slot: the next job trains, never two at once
         most = 0
-        while run_state(nxt, jobs).state != "finished":
+        while (state := run_state(nxt, jobs)).state != "finished":  # read once: it may finish any moment
             most = max(most, activity(runs_dir)[0])
-            assert run_state(nxt, jobs).state in ("queued", "starting", "running"), run_state(nxt, jobs)
+            assert state.state in ("queued", "starting", "running"), state
             time.sleep(0.1)
         assert most <= 1 and run_state(long, jobs).state == "stopped"
         assert activity(runs_dir) == (0, 0) and slots.queue(runs_dir) == []
