@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
 import sys
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -18,32 +16,13 @@ import pytest
 from genapp.manifest import CHECKPOINTS_DIR
 
 from .conftest import REPO, wait_for
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO / "tests" / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-WIDTH = 1400
-
-if not CHROMIUM.is_file():
-    pytest.skip("no /usr/bin/chromium (apt-get install -y chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the Python package) is not installed")
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok"
-    except OSError:
-        return False
+from .test_e2e_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, IDLE, WIDTH, _healthy, free_port, sync_api
 
 
 @pytest.fixture
 def compare_page(tmp_path, runs_copy):
     """A browser page on a server with the shipped checkpoints and the tiny test runs."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = dict(os.environ, GENAPP_RUNS_DIR=str(runs_copy), GENAPP_CHECKPOINTS_DIR=str(CHECKPOINTS_DIR))
     log = open(tmp_path / "server.log", "w")
     process = subprocess.Popen(
