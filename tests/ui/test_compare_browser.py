@@ -5,9 +5,6 @@ tests/artifacts/compare.png. Skips without /usr/bin/chromium or playwright."""
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -15,24 +12,14 @@ import pytest
 
 from genapp.manifest import CHECKPOINTS_DIR
 
-from .conftest import REPO, wait_for
-from .test_e2e_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, IDLE, WIDTH, _healthy, free_port, sync_api
+from .test_e2e_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, IDLE, WIDTH, streamlit_server, sync_api
 
 
 @pytest.fixture
 def compare_page(tmp_path, runs_copy):
     """A browser page on a server with the shipped checkpoints and the tiny test runs."""
-    port = free_port()
-    env = dict(os.environ, GENAPP_RUNS_DIR=str(runs_copy), GENAPP_CHECKPOINTS_DIR=str(CHECKPOINTS_DIR))
-    log = open(tmp_path / "server.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _healthy(url), timeout=90, what="the streamlit server")
+    with streamlit_server(tmp_path / "server.log", GENAPP_RUNS_DIR=str(runs_copy),
+                          GENAPP_CHECKPOINTS_DIR=str(CHECKPOINTS_DIR)) as url:
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": WIDTH, "height": 1000}, accept_downloads=True)
@@ -41,10 +28,6 @@ def compare_page(tmp_path, runs_copy):
             wait_idle(page)
             yield page
             browser.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def wait_idle(page) -> None:

@@ -7,6 +7,7 @@ the flow; draws a digit on the Your digit canvas and sees it through all three m
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -39,25 +40,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def streamlit_server(log_path: Path, **env: str):
+    """``streamlit run app.py`` on 127.0.0.1 and a free port, ``env`` added to its environment;
+    yields its URL once it answers, and stops it afterwards."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+            cwd=REPO, env=dict(os.environ, **env), stdout=log, stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(lambda: _healthy(url), timeout=90, what="the streamlit server")
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 @pytest.fixture
 def server(tmp_path, runs_copy, family_checkpoints):
     """A streamlit server on the test runs and checkpoints; yields (url, runs folder)."""
-    port = free_port()
-    env = dict(os.environ, GENAPP_RUNS_DIR=str(runs_copy), GENAPP_CHECKPOINTS_DIR=str(family_checkpoints))
-    log = open(tmp_path / "server.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _healthy(url), timeout=90, what="the streamlit server")
+    with streamlit_server(tmp_path / "server.log", GENAPP_RUNS_DIR=str(runs_copy),
+                          GENAPP_CHECKPOINTS_DIR=str(family_checkpoints)) as url:
         yield url, runs_copy
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def _healthy(url: str) -> bool:
