@@ -16,7 +16,7 @@ def mnist():
 
 
 def test_the_shipped_classifier_is_accurate(mnist):
-    classifier = load_classifier(quality.CLASSIFIER_PATH)
+    classifier = load_classifier(quality.classifier_path())
     assert accuracy(classifier, mnist.test.images, mnist.test.labels) >= 0.993
 
 

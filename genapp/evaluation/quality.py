@@ -19,14 +19,18 @@ import torch
 
 from genapp.data import load_mnist, to_unit
 from genapp.evaluation.classifier import Classifier, load_classifier
-from genapp.manifest import CHECKPOINTS_DIR
+from genapp import manifest
 
-CLASSIFIER_PATH = CHECKPOINTS_DIR / "classifier.pt"
+
+def classifier_path() -> Path:
+    """The shipped classifier, looked up when asked (not bound at import, so a redirected
+    checkpoints folder at import time cannot stick)."""
+    return manifest.CHECKPOINTS_DIR / "classifier.pt"
 
 
 @lru_cache(maxsize=2)
 def default_classifier(path: str | None = None) -> Classifier:
-    return load_classifier(Path(path) if path else CLASSIFIER_PATH)
+    return load_classifier(Path(path) if path else classifier_path())
 
 
 @torch.no_grad()
