@@ -28,6 +28,7 @@ import torch
 
 from genapp.config import RunConfig, TrainConfig
 from genapp.data import fixed_binarization, load_mnist
+from genapp.evaluation.likelihood import mean_neg_elbo
 from genapp.models import FAMILIES
 from genapp.training import Callback, train
 
@@ -54,8 +55,7 @@ def vae_test_neg_elbo(trainer, record: dict) -> float:
     model = trainer.model
     model.eval()
     with torch.no_grad():
-        generator = torch.Generator().manual_seed(0)
-        value = -torch.cat([model.elbo(chunk, generator) for chunk in test.split(2500)]).mean().item()
+        value = mean_neg_elbo(model, test, torch.Generator().manual_seed(0))
     model.train()
     return value
 

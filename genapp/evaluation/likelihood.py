@@ -21,12 +21,17 @@ def vae_test_figures(model, images: torch.Tensor, k: int = 1000, seed: int = EVA
     """
     x = data.fixed_binarization(images.to(model.device))
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    neg_elbo = -torch.cat([model.elbo(chunk, generator) for chunk in x.split(2048)]).mean().item()
+    neg_elbo = mean_neg_elbo(model, x, generator)
     nll = -model.log_likelihood(x, k=k, generator=generator).mean().item()
     return {"test_neg_elbo_nats": neg_elbo, f"test_iwae_nll_k{k}_nats": nll}
 
 
 @torch.no_grad()
+def mean_neg_elbo(model, x: torch.Tensor, generator: torch.Generator | None = None) -> float:
+    """Mean negative ELBO in nats (one sample per image) of binary images ``x`` [n,1,28,28]."""
+    return -torch.cat([model.elbo(chunk, generator) for chunk in x.split(2048)]).mean().item()
+
+
 def flow_test_figures(model, images: torch.Tensor, draws: int = 4, seed: int = EVAL_SEED) -> dict:
     """Test bits per dimension on the 8-bit scale, averaged over ``draws`` dequantization draws."""
     generator = torch.Generator(device=model.device).manual_seed(seed)
