@@ -152,3 +152,47 @@ def test_a_tiny_gan_run_through_the_engine(tmp_path):
     assert [r["epoch"] for r in records if r["split"] == "valid"] == [1, 2]
     assert result.run.best_checkpoint.exists()  # no quality scores: best is the latest
     assert result.run.sample_epochs() == [0, 1, 2]
+
+
+def test_the_average_generator_follows_the_live_one_by_the_decay(batch):
+    model = small_gan(ema=0.9)
+    optimizers = model.configure_optimizers(TrainConfig(lr=2e-4))
+    assert set(optimizers["generator"].param_groups[0]["params"]) == set(model.generator.parameters())
+    for step in range(30):
+        before = snapshot(model.generator_ema)
+        model.train_step(batch, optimizers)
+        weight = 1.0 - min(0.9, (1.0 + step) / (10.0 + step))  # a fast start, then the decay
+        live = model.generator.state_dict()
+        for name, average in model.generator_ema.state_dict().items():
+            if average.is_floating_point():  # weights and BatchNorm's running statistics
+                torch.testing.assert_close(average, before[name] + weight * (live[name] - before[name]))
+            else:
+                assert torch.equal(average, live[name]), name
+    assert not any(p.requires_grad for p in model.generator_ema.parameters())
+    live_weight, average_weight = model.generator[0].weight, model.generator_ema[0].weight
+    assert not torch.equal(live_weight, average_weight)
+
+
+def test_pictures_come_from_the_average_generator():
+    model = small_gan(ema=0.999).eval()
+    z = torch.randn(4, 8)
+    with torch.no_grad():
+        model.generator_ema[-2].bias.fill_(-50.0)  # the average alone now draws black images
+        assert torch.equal(model.generate(z), torch.zeros(4, 1, 28, 28))
+        assert model.generator(z).min() > -1.0  # while the live generator does not
+    assert small_gan().generator_ema is None  # off by default: the seed's GAN, older checkpoints load
+
+
+def test_the_average_generator_is_saved_and_loaded(tmp_path, batch):
+    from genapp.checkpoint import load_model, save_checkpoint
+
+    model = small_gan(ema=0.99)
+    optimizers = model.configure_optimizers(TrainConfig(lr=2e-4))
+    for _ in range(3):
+        model.train_step(batch, optimizers)
+    save_checkpoint(tmp_path / "gan.pt", model, train_config=TrainConfig(), step=3, epoch=0, metrics={})
+    loaded = load_model(tmp_path / "gan.pt").eval()
+    z = torch.randn(5, 8)
+    assert torch.equal(loaded.generate(z), model.eval().generate(z))
+    with pytest.raises(ConfigError, match="ema"):
+        GANConfig(ema=1.0)

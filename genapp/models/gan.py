@@ -9,9 +9,15 @@ The GAN has two optimizers (Adam 2e-4, betas 0.5/0.999), so it owns its ``train_
 discriminator update on real and generated images, then one generator update. Options follow
 the seed's questions: one-sided label smoothing, noisy (flipped) labels, the non-saturating or
 minimax generator loss, discriminator warm-up steps, and the same or fresh noise for the G step.
+
+One option is not the seed's: ``ema`` keeps an exponential moving average of the generator's
+weights (Karras et al. 2018; Yazıcı et al. 2019), and pictures come from the average. At a
+constant learning rate the players circle the equilibrium rather than settle on it, so the live
+generator's samples wander from epoch to epoch; the average sits near the middle of the circle.
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -38,6 +44,7 @@ class GANConfig:
     d_warmup_steps: int = 0  # discriminator-only steps before the generator starts (seed's Q2.4)
     same_noise: bool = True  # the G step reuses the D step's z (else a fresh draw)
     beta1: float = 0.5
+    ema: float = 0.0  # decay of a moving average of G's weights that pictures come from (0 = off)
 
     def __post_init__(self) -> None:
         self.generator_hidden = tuple(self.generator_hidden)
@@ -53,6 +60,7 @@ class GANConfig:
               f"generator_loss must be one of {', '.join(GENERATOR_LOSSES)}; got {self.generator_loss!r}")
         check(self.d_warmup_steps >= 0, f"d_warmup_steps must be >= 0, got {self.d_warmup_steps}")
         check(0.0 <= self.beta1 < 1.0, f"beta1 must be in [0, 1), got {self.beta1}")
+        check(0.0 <= self.ema < 1.0, f"ema must be in [0, 1) (0 = off), got {self.ema}")
 
 
 def generator_net(c: GANConfig) -> nn.Sequential:
@@ -87,6 +95,8 @@ class GAN(GenerativeModel):
         super().__init__(config or GANConfig())
         self.generator = generator_net(self.config)
         self.discriminator = discriminator_net(self.config)
+        # The averaged generator that pictures come from (``ema`` > 0); never trained directly.
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if self.config.ema else None
         # Generator updates so far: a buffer so that warm-up survives save and resume.
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
 
@@ -97,8 +107,9 @@ class GAN(GenerativeModel):
     # -- the two networks ---------------------------------------------------------------------
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """z [n, latent_dim] -> images float [n,1,28,28] in [0,1]."""
-        return (self.generator(z).view(z.shape[0], 1, 28, 28) + 1.0) / 2.0
+        """z [n, latent_dim] -> images float [n,1,28,28] in [0,1], from the averaged G if there is one."""
+        generator = self.generator if self.generator_ema is None else self.generator_ema
+        return (generator(z).view(z.shape[0], 1, 28, 28) + 1.0) / 2.0
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         """Images float [n,1,28,28] in [0,1] -> logits [n] (D(x) = sigmoid(logit))."""
@@ -193,6 +204,8 @@ class GAN(GenerativeModel):
             finally:
                 self.discriminator.requires_grad_(True)
             g_opt.step()
+            if self.generator_ema is not None:
+                self._update_ema()
         else:
             with torch.no_grad():
                 g_loss = self._generator_loss(fake_logits)
@@ -201,6 +214,22 @@ class GAN(GenerativeModel):
         return {"loss": d_loss + g_loss, "d_loss": d_loss, "g_loss": g_loss,
                 "d_real": torch.sigmoid(real_logits.detach()).mean(),
                 "d_fake": torch.sigmoid(fake_logits.detach()).mean()}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """Move the average towards the live generator: w_ema <- w_ema + (1 - decay)(w - w_ema).
+
+        The decay ramps up as (1 + n)/(10 + n) over the first updates, so the average forgets
+        the random initial weights quickly; BatchNorm's running statistics are averaged alike.
+        """
+        n = self.steps_done.float()  # a tensor: no wait for the device in the step
+        weight = 1.0 - torch.clamp((1.0 + n) / (10.0 + n), max=self.config.ema)
+        live = [*self.generator.parameters(), *self.generator.buffers()]
+        for average, current in zip([*self.generator_ema.parameters(), *self.generator_ema.buffers()], live):
+            if average.is_floating_point():
+                average.lerp_(current, weight.to(average.dtype))
+            else:
+                average.copy_(current)  # BatchNorm's batch counter
 
     @torch.no_grad()
     def validate(self, images: torch.Tensor) -> dict[str, float]:

@@ -59,6 +59,7 @@ FAMILY_LABELS = {
     ("gan", "d_warmup_steps"): "Discriminator-only steps first",
     ("gan", "same_noise"): "Generator step reuses the discriminator's noise",
     ("gan", "beta1"): "Adam β1",
+    ("gan", "ema"): "Average of the generator's weights: decay (0 = off)",
     ("flow", "preset"): "Architecture",
     ("flow", "hidden"): "Hidden width of the coupling networks",
     ("flow", "mlp_layers"): "Hidden layers per coupling network",
@@ -66,6 +67,8 @@ FAMILY_LABELS = {
 }
 HELP = {
     ("vae", "hidden"): "From the image inwards; the decoder mirrors them.",
+    ("gan", "ema"): "Samples come from a moving average of G's weights, which wanders less than G "
+                    "itself; 0.999 averages over about the last 1,000 steps.",
     ("train", "lr_schedule"): "cosine decays the learning rate to 0 over the run, per epoch.",
     ("train", "compile"): "A 20-30 s compile at the start, then faster steps.",
     ("train", "log_every"): "Every step is still recorded; this only sets how often the job waits for the device.",
