@@ -110,6 +110,8 @@ def describe(model: GAN) -> str:
     c = model.config
     parts = [f"latent dimensions **{model.latent_dim}**", f"generator {', '.join(map(str, c.generator_hidden))}",
              f"discriminator {', '.join(map(str, c.discriminator_hidden))}"]
+    if c.ema:
+        parts.append(f"pictures from a moving average of G's weights (decay {c.ema:g})")
     if info.get("epoch") is not None:
         parts.append(sources.training_summary(info))
     return " · ".join(parts)
@@ -126,7 +128,9 @@ def math_section(model: GAN, model_key: str) -> None:
                    "V(D*, G) = −log 4 + 2·JS(p_data ‖ p_g); since no D does better than D*, this D shows "
                    f"JS(p_data ‖ p_g) ≥ (V + log 4) / 2 = {formulas.js_lower_bound(value):.3f} nats"
                    + (" (a bound below zero says nothing: this D is far from D*)."
-                      if formulas.js_lower_bound(value) < 0 else "."))
+                      if formulas.js_lower_bound(value) < 0 else ".")
+                   + (" G is the moving average of the generator, whose samples this page shows; D was trained "
+                      "against the live generator, so it plays a slightly different G here." if model.config.ema else ""))
 
 
 def training_section(source: Source, model_key: str) -> None:

@@ -127,6 +127,12 @@ def test_gan_interpolation_helpers():
     assert torch.equal(gan_tab.sample_latents(3, 4, 8)[2], gan_tab.sample_latents(3, 4, 8)[2])
 
 
+def test_the_description_says_when_pictures_come_from_the_average_generator():
+    small = dict(latent_dim=8, generator_hidden=(16,), discriminator_hidden=(16,))
+    assert "moving average of G's weights (decay 0.999)" in gan_tab.describe(GAN(GANConfig(**small, ema=0.999)))
+    assert "average" not in gan_tab.describe(GAN(GANConfig(**small)))
+
+
 def test_quality_rows_read_the_manifest_and_computed_keys():
     manifest = gan_tab.quality_rows({"quality_fid": 12.345, "quality_inception_score": 9.1}, manifest=True)
     assert [(label, value) for label, value, _ in manifest] == [("FID (classifier features)", "12.3"),
