@@ -138,10 +138,11 @@ def test_server_defaults_bind_localhost_and_limit_uploads():
     """What ``streamlit run app.py`` reads from .streamlit/config.toml in the repository."""
     script = ("from streamlit import config; config.get_config_options(force_reparse=True); "
               "print(config.get_option('server.address'), config.get_option('server.maxUploadSize'), "
-              "config.get_option('server.enableXsrfProtection'))")
+              "config.get_option('server.enableXsrfProtection'), config.get_option('client.toolbarMode'))")
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
-    address, upload_mb, xsrf = out.stdout.split()
+    address, upload_mb, xsrf, toolbar = out.stdout.split()
     assert address == "127.0.0.1" and 0 < int(upload_mb) <= 128 and xsrf == "True"
+    assert toolbar == "viewer"  # no Deploy button
 
 
 def test_a_copied_pretrained_folder_is_only_read(app_env, pretrained_dir, tmp_path, monkeypatch):
