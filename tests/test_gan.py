@@ -158,19 +158,45 @@ def test_the_average_generator_follows_the_live_one_by_the_decay(batch):
     model = small_gan(ema=0.9)
     optimizers = model.configure_optimizers(TrainConfig(lr=2e-4))
     assert set(optimizers["generator"].param_groups[0]["params"]) == set(model.generator.parameters())
+    statistics = {k: v.clone() for k, v in model.generator_ema.state_dict().items() if "running" in k}
     for step in range(30):
-        before = snapshot(model.generator_ema)
+        before = dict(model.generator_ema.named_parameters())
+        before = {k: v.clone() for k, v in before.items()}
         model.train_step(batch, optimizers)
         weight = 1.0 - min(0.9, (1.0 + step) / (10.0 + step))  # a fast start, then the decay
-        live = model.generator.state_dict()
-        for name, average in model.generator_ema.state_dict().items():
-            if average.is_floating_point():  # weights and BatchNorm's running statistics
-                torch.testing.assert_close(average, before[name] + weight * (live[name] - before[name]))
-            else:
-                assert torch.equal(average, live[name]), name
+        live = dict(model.generator.named_parameters())
+        for name, average in model.generator_ema.named_parameters():
+            torch.testing.assert_close(average, before[name] + weight * (live[name] - before[name]))
     assert not any(p.requires_grad for p in model.generator_ema.parameters())
-    live_weight, average_weight = model.generator[0].weight, model.generator_ema[0].weight
-    assert not torch.equal(live_weight, average_weight)
+    assert not torch.equal(model.generator[0].weight, model.generator_ema[0].weight)
+    for name, value in statistics.items():  # BatchNorm statistics are measured, not averaged
+        assert torch.equal(model.generator_ema.state_dict()[name], value), name
+
+
+def test_the_average_gets_batchnorm_statistics_of_its_own_weights_with_dropout_off(batch):
+    model = small_gan(ema=0.9)
+    optimizers = model.configure_optimizers(TrainConfig(lr=2e-4))
+    for _ in range(5):
+        model.train_step(batch, optimizers)
+    live, d = snapshot(model.generator), snapshot(model.discriminator)
+    rng = torch.get_rng_state()
+    model.end_epoch()  # what the engine calls after each epoch
+    assert torch.equal(rng, torch.get_rng_state())  # training's random stream is untouched
+    assert changed(live, model.generator) == [] and changed(d, model.discriminator) == []
+    assert model.training and model.generator_ema.training
+
+    # The first BatchNorm's statistics are those of its input over the same noise, dropout off.
+    g = model.generator_ema
+    noise = torch.Generator().manual_seed(0)
+    z = torch.cat([torch.randn(256, 8, generator=noise) for _ in range(100)])
+    with torch.no_grad():
+        h = g[2](g[1](g[0](z)))  # Linear, LeakyReLU, Linear: the input of g[3], a BatchNorm
+    norm = g[3]
+    assert isinstance(norm, torch.nn.BatchNorm1d) and norm.momentum == 0.1
+    torch.testing.assert_close(norm.running_mean, h.mean(0))
+    torch.testing.assert_close(norm.running_var, h.var(0), rtol=1e-2, atol=1e-4)
+    assert int(norm.num_batches_tracked) == 100
+    assert model.num_parameters() == small_gan().num_parameters()  # the copy is not counted
 
 
 def test_pictures_come_from_the_average_generator():

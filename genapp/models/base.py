@@ -66,6 +66,12 @@ class GenerativeModel(nn.Module):
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
         return {"model": torch.optim.Adam(self.parameters(), lr=train.lr, **fused_if_supported(self))}
 
+    def end_epoch(self) -> None:
+        """Called by the engine after each epoch, before validation, pictures and checkpoints.
+
+        Nothing by default; the GAN gives its averaged generator its BatchNorm statistics here.
+        """
+
     def compile_for_training(self) -> None:
         """Compile what ``train_step`` runs (by default ``forward``) with ``torch.compile``.
 

@@ -14,6 +14,8 @@ One option is not the seed's: ``ema`` keeps an exponential moving average of the
 weights (Karras et al. 2018; Yazıcı et al. 2019), and pictures come from the average. At a
 constant learning rate the players circle the equilibrium rather than settle on it, so the live
 generator's samples wander from epoch to epoch; the average sits near the middle of the circle.
+Averaged weights need BatchNorm statistics of their own (as for SWA's ``update_bn``): after each
+epoch the average's are measured on fresh noise, with dropout off as when it draws.
 """
 from __future__ import annotations
 
@@ -224,12 +226,40 @@ class GAN(GenerativeModel):
         """
         n = self.steps_done.float()  # a tensor: no wait for the device in the step
         weight = 1.0 - torch.clamp((1.0 + n) / (10.0 + n), max=self.config.ema)
-        live = [*self.generator.parameters(), *self.generator.buffers()]
-        for average, current in zip([*self.generator_ema.parameters(), *self.generator_ema.buffers()], live):
-            if average.is_floating_point():
-                average.lerp_(current, weight.to(average.dtype))
-            else:
-                average.copy_(current)  # BatchNorm's batch counter
+        for average, current in zip(self.generator_ema.parameters(), self.generator.parameters()):
+            average.lerp_(current, weight)
+
+    def end_epoch(self) -> None:
+        if self.generator_ema is not None:
+            self.calibrate_average()
+
+    @torch.no_grad()
+    def calibrate_average(self, samples: int = 25_600, batch_size: int = 256, seed: int = 0) -> None:
+        """Measure the averaged generator's BatchNorm statistics: means over ``samples`` draws of z.
+
+        The live generator's running statistics belong to other weights, and were gathered with
+        dropout on; the average draws with dropout off, so its statistics are measured that way.
+        The noise comes from its own seeded generator: training's random stream is untouched.
+        """
+        g = self.generator_ema
+        norms = [m for m in g.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        was_training, momenta = g.training, [m.momentum for m in norms]
+        g.eval()  # dropout off ...
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # ... and a plain average over the batches below
+            m.train()
+        noise = torch.Generator(device=self.device).manual_seed(seed)
+        for _ in range(max(1, samples // batch_size)):
+            g(torch.randn(batch_size, self.latent_dim, generator=noise, device=self.device))
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        g.train(was_training)
+
+    def num_parameters(self) -> int:
+        """The two players' parameters; the averaged copy of G is not counted."""
+        copy_size = sum(p.numel() for p in self.generator_ema.parameters()) if self.generator_ema is not None else 0
+        return super().num_parameters() - copy_size
 
     @torch.no_grad()
     def validate(self, images: torch.Tensor) -> dict[str, float]:

@@ -308,6 +308,7 @@ class Trainer:
         t, s = time.perf_counter(), self.step
         if s > self._rate[1] and not self.images_per_s:  # epochs too short for the rolling rate
             self.images_per_s = (s - self._rate[1]) * self.config.train.batch_size / (t - self._rate[0])
+        self.model.end_epoch()
         self.model.eval()
         metrics = self.model.validate(self.valid_images)
         self.model.train()
