@@ -174,7 +174,8 @@ def test_the_average_generator_follows_the_live_one_by_the_decay(batch):
 
 
 def test_the_average_gets_batchnorm_statistics_of_its_own_weights_with_dropout_off(batch):
-    model = small_gan(ema=0.9)
+    torch.manual_seed(0)
+    model = GAN(GANConfig(latent_dim=8, generator_hidden=(16, 32, 32), discriminator_hidden=(32,), ema=0.9))
     optimizers = model.configure_optimizers(TrainConfig(lr=2e-4))
     for _ in range(5):
         model.train_step(batch, optimizers)
@@ -185,18 +186,24 @@ def test_the_average_gets_batchnorm_statistics_of_its_own_weights_with_dropout_o
     assert changed(live, model.generator) == [] and changed(d, model.discriminator) == []
     assert model.training and model.generator_ema.training
 
-    # The first BatchNorm's statistics are those of its input over the same noise, dropout off.
-    g = model.generator_ema
+    # By hand: each batch of the same noise normalised by its own statistics, dropout as identity.
+    g = model.generator_ema  # Linear LReLU | Linear BN LReLU Dropout | Linear BN LReLU Dropout | Linear Tanh
+    first, second = g[3], g[7]
     noise = torch.Generator().manual_seed(0)
-    z = torch.cat([torch.randn(256, 8, generator=noise) for _ in range(100)])
+    inputs = {first: [], second: []}
     with torch.no_grad():
-        h = g[2](g[1](g[0](z)))  # Linear, LeakyReLU, Linear: the input of g[3], a BatchNorm
-    norm = g[3]
-    assert isinstance(norm, torch.nn.BatchNorm1d) and norm.momentum == 0.1
-    torch.testing.assert_close(norm.running_mean, h.mean(0))
-    torch.testing.assert_close(norm.running_var, h.var(0), rtol=1e-2, atol=1e-4)
-    assert int(norm.num_batches_tracked) == 100
-    assert model.num_parameters() == small_gan().num_parameters()  # the copy is not counted
+        for _ in range(100):
+            h = g[2](g[1](g[0](torch.randn(256, 8, generator=noise))))
+            inputs[first].append(h)
+            h = (h - h.mean(0)) / torch.sqrt(h.var(0, unbiased=False) + first.eps) * first.weight + first.bias
+            inputs[second].append(g[6](torch.nn.functional.leaky_relu(h, 0.2)))
+    for norm, seen in inputs.items():
+        assert isinstance(norm, torch.nn.BatchNorm1d) and norm.momentum == 0.1
+        torch.testing.assert_close(norm.running_mean, torch.stack([h.mean(0) for h in seen]).mean(0))
+        torch.testing.assert_close(norm.running_var, torch.stack([h.var(0) for h in seen]).mean(0))
+        assert int(norm.num_batches_tracked) == 100
+    assert model.num_parameters() == GAN(GANConfig(latent_dim=8, generator_hidden=(16, 32, 32),
+                                                   discriminator_hidden=(32,))).num_parameters()  # the copy is not counted
 
 
 def test_pictures_come_from_the_average_generator():
@@ -222,3 +229,20 @@ def test_the_average_generator_is_saved_and_loaded(tmp_path, batch):
     assert torch.equal(loaded.generate(z), model.eval().generate(z))
     with pytest.raises(ConfigError, match="ema"):
         GANConfig(ema=1.0)
+
+
+def test_the_engine_saves_the_average_with_its_measured_statistics(tmp_path):
+    from genapp.checkpoint import load_model
+    from genapp.config import RunConfig
+    from genapp.training import train
+
+    config = RunConfig("gan", GANConfig(latent_dim=8, generator_hidden=(16, 32), discriminator_hidden=(32,), ema=0.99),
+                       GAN.default_train_config(epochs=1, batch_size=64, train_size=256, valid_size=128,
+                                                sample_count=16, quality_every=0, device="cpu"))
+    result = train(config, tmp_path / "runs", "ema")
+    saved = load_model(result.run.best_checkpoint)
+    statistics = {k: v.clone() for k, v in saved.generator_ema.state_dict().items() if "running" in k}
+    saved.calibrate_average()
+    for name, value in saved.generator_ema.state_dict().items():
+        if "running" in name:
+            assert torch.equal(value, statistics[name]), name
