@@ -67,3 +67,4 @@ def test_export_ships_the_best_checkpoint_with_its_figures(tmp_path, monkeypatch
     assert entry["test"]["test_images"] == 10_000 and entry["test"]["test_neg_elbo_nats"] > 0
     assert entry["command"].startswith("python -m train vae --latent-dim 2 --hidden 32,16 --epochs 1")
     assert "--run-name small" in entry["command"] and entry["train_seconds"] > 0
+    assert entry["run"] == "small"  # the explorer shows this run's history beside the shipped file

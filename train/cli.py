@@ -189,6 +189,7 @@ def run_export(args: argparse.Namespace) -> int:
         "family": config["family"],
         "size_bytes": target.stat().st_size,
         "sha256": manifest.sha256(target),
+        "run": args.run,
         "model_config": config["model"],
         "train_config": config["train"],
         "epoch": info["epoch"],

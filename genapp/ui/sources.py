@@ -48,7 +48,9 @@ def model_sources(settings: Settings, family: str, pretrained: dict[str, str]) -
         if not path.is_file():
             missing[name] = (entry or {}).get("command") or pretrained.get(name, "")
             continue
-        run = RunDir(settings.runs_dir / name)  # the run that made it, when it is still here
+        # The run that made it, when it is still here: the manifest names it (older entries do
+        # not, and their runs were named after the checkpoint).
+        run = RunDir(settings.runs_dir / ((entry or {}).get("run") or name))
         sources.append(Source(f"Pretrained {name}", path, run if run.exists() else None, entry))
     for run in list_runs(settings.runs_dir):
         checkpoint = next((p for p in (run.best_checkpoint, run.last_checkpoint) if p.is_file()), None)

@@ -89,6 +89,19 @@ def test_gan_tab_renders_pretrained_then_run_history(env):
     assert "2·ln 2" in captions(at)
 
 
+def test_a_pretrained_model_goes_with_the_run_its_manifest_names(gan_flow_dirs, tmp_path):
+    from genapp.ui import resources, sources
+
+    runs, checkpoints = gan_flow_dirs
+    shutil.copy(checkpoints / "gan.pt", tmp_path / "gan.pt")
+    settings = resources.Settings(runs_dir=runs, device="cpu", checkpoints_dir=tmp_path)
+    (tmp_path / "MANIFEST.json").write_text('{"checkpoints": {"gan": {"family": "gan", "run": "g1"}}}')
+    pretrained = sources.model_sources(settings, "gan", {"gan": ""})[0][0]
+    assert pretrained.label == "Pretrained gan" and pretrained.run.name == "g1"
+    (tmp_path / "MANIFEST.json").write_text('{"checkpoints": {"gan": {"family": "gan", "run": "gone"}}}')
+    assert sources.model_sources(settings, "gan", {"gan": ""})[0][0].run is None  # never another run's history
+
+
 def test_gan_interpolation_steps_mode_endpoints_and_new_samples(env):
     at = start("GAN")
     strip = picture(at, "slerp path")
