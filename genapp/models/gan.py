@@ -222,7 +222,8 @@ class GAN(GenerativeModel):
         """Move the average towards the live generator: w_ema <- w_ema + (1 - decay)(w - w_ema).
 
         The decay ramps up as (1 + n)/(10 + n) over the first updates, so the average forgets
-        the random initial weights quickly; BatchNorm's running statistics are averaged alike.
+        the random initial weights quickly. Weights only: ``calibrate_average`` measures the
+        average's BatchNorm statistics after each epoch.
         """
         n = self.steps_done.float()  # a tensor: no wait for the device in the step
         weight = 1.0 - torch.clamp((1.0 + n) / (10.0 + n), max=self.config.ema)
