@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from genapp import data
-from genapp.config import ConfigError, TrainConfig
+from genapp.config import ConfigError, RunConfig, TrainConfig
 from genapp.models import GAN, GANConfig
 from genapp.models.gan import interpolate_latents
 
@@ -18,6 +18,13 @@ def small_gan(**options) -> GAN:
 @pytest.fixture(scope="module")
 def batch() -> torch.Tensor:
     return data.to_symmetric(data.load_mnist().train.images[:32])
+
+
+def tiny_run_config(epochs: int, **options):
+    """A few-second engine run of a small GAN (the seed's training defaults, 256 images)."""
+    return RunConfig("gan", GANConfig(latent_dim=8, generator_hidden=(16, 32), discriminator_hidden=(32, 16), **options),
+                     GAN.default_train_config(epochs=epochs, batch_size=64, train_size=256, valid_size=128,
+                                              sample_count=16, quality_every=0, device="cpu"))
 
 
 def snapshot(module: torch.nn.Module) -> dict:
@@ -138,12 +145,9 @@ def test_config_validation():
 
 
 def test_a_tiny_gan_run_through_the_engine(tmp_path):
-    from genapp.config import RunConfig
     from genapp.training import train
 
-    config = RunConfig("gan", GANConfig(latent_dim=8, generator_hidden=(16, 32), discriminator_hidden=(32, 16)),
-                       GAN.default_train_config(epochs=2, batch_size=64, train_size=256, valid_size=128,
-                                                sample_count=16, quality_every=0, device="cpu"))
+    config = tiny_run_config(epochs=2)
     assert config.train.lr == 2e-4
     result = train(config, tmp_path / "runs", "gan")
     assert result.state == "finished" and result.step == 8
@@ -233,12 +237,9 @@ def test_the_average_generator_is_saved_and_loaded(tmp_path, batch):
 
 def test_the_engine_saves_the_average_with_its_measured_statistics(tmp_path):
     from genapp.checkpoint import load_model
-    from genapp.config import RunConfig
     from genapp.training import train
 
-    config = RunConfig("gan", GANConfig(latent_dim=8, generator_hidden=(16, 32), discriminator_hidden=(32,), ema=0.99),
-                       GAN.default_train_config(epochs=1, batch_size=64, train_size=256, valid_size=128,
-                                                sample_count=16, quality_every=0, device="cpu"))
+    config = tiny_run_config(epochs=1, ema=0.99)
     result = train(config, tmp_path / "runs", "ema")
     saved = load_model(result.run.best_checkpoint)
     statistics = {k: v.clone() for k, v in saved.generator_ema.state_dict().items() if "running" in k}
