@@ -132,3 +132,27 @@ def test_a_training_step_lowers_bpd_and_clips_gradients():
 def test_config_validation():
     with pytest.raises(ConfigError, match="preset"):
         FlowConfig(preset="glow")
+
+
+def test_actnorm_initialises_once_and_reads_its_flag_from_the_device_only_then():
+    x = torch.randn(16, 4, 3, 3) * 3 + 1
+    layer = ActNorm(4).train()
+    y, _ = layer(x)
+    assert torch.allclose(y.mean((0, 2, 3)), torch.zeros(4), atol=1e-5)
+    assert torch.allclose(y.std((0, 2, 3)), torch.ones(4), atol=1e-4)
+    # Later steps trust the host-side flag: the buffer is not read again (that read would be a
+    # wait for the device in every training step), so clearing it behind the layer's back
+    # changes nothing.
+    bias = layer.bias.detach().clone()
+    layer.initialised.fill_(False)
+    layer(x * 10)
+    assert torch.equal(layer.bias.detach(), bias)
+    # A loaded state decides afresh: an uninitialised one initialises from the next batch ...
+    layer.load_state_dict({**layer.state_dict(), "initialised": torch.tensor(False)})
+    layer(x * 10)
+    assert not torch.equal(layer.bias.detach(), bias) and bool(layer.initialised)
+    # ... and an initialised one keeps its weights.
+    fresh = ActNorm(4).train()
+    fresh.load_state_dict(layer.state_dict())
+    fresh(x)
+    assert torch.equal(fresh.bias, layer.bias)

@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--data-dir", default="", help="directory of MNIST IDX files")
     x.add_argument("--quality-samples", type=int, default=10_000, help="samples scored by the classifier (0 = skip)")
     x.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
+    x.add_argument("--device", default="auto", help="where the test figures are measured (default: auto)")
     return parser
 
 
@@ -165,7 +166,8 @@ def run_export(args: argparse.Namespace) -> int:
     from genapp import manifest
     from genapp.checkpoint import load_model, write_half_precision
     from genapp.evaluation import evaluate
-    from genapp.training import RunDir
+    from genapp.training import RunDir, resolve_device
+    from genapp.training.engine import device_name
 
     run = RunDir.open(args.runs_dir, args.run)
     status = run.read_status()
@@ -179,7 +181,8 @@ def run_export(args: argparse.Namespace) -> int:
         write_half_precision(run.best_checkpoint, target)
     else:
         shutil.copyfile(run.best_checkpoint, target)
-    model = load_model(target)
+    device = resolve_device(args.device)
+    model = load_model(target, device=device)
     start = time.perf_counter()
     figures = evaluate(model, data_dir=args.data_dir or None, k=args.k, quality_samples=args.quality_samples)
     eval_seconds = time.perf_counter() - start
@@ -204,6 +207,7 @@ def run_export(args: argparse.Namespace) -> int:
                    f"python -m train export {args.run} --name {args.name} --k {args.k}" + (" --half" if args.half else ""),
         "eval_command": f"python -m train eval checkpoints/{target.name} --k {args.k}",
         "eval_seconds": round(eval_seconds, 1),
+        "eval_device": device_name(device),
     }
     manifest.write_entry(args.name, entry)
     print(json.dumps(entry, indent=2))

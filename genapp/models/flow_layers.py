@@ -89,18 +89,30 @@ class ActNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
         self.log_scale = nn.Parameter(torch.zeros(channels))
         self.register_buffer("initialised", torch.tensor(False))
+        # A host-side copy of ``initialised``: reading the buffer is a wait for the device, so the
+        # training step reads it once per layer (the first step, or the first after a load).
+        self._initialised_seen = False
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self._initialised_seen = False  # the loaded buffer decides again
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _initialise(self, a: torch.Tensor) -> None:
+        if not bool(self.initialised):
+            with torch.no_grad():
+                dims = [0] + list(range(2, a.dim()))
+                self.bias.copy_(-a.mean(dims))
+                self.log_scale.copy_(-torch.log(a.std(dims) + 1e-6))
+                self.initialised.fill_(True)
+        self._initialised_seen = True
 
     def _view(self, p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return p.view((1, -1) + (1,) * (x.dim() - 2))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         a, rest = (x, x[:, :0]) if self.active is None else (x[:, : self.active], x[:, self.active :])
-        if self.training and not bool(self.initialised):
-            with torch.no_grad():
-                dims = [0] + list(range(2, a.dim()))
-                self.bias.copy_(-a.mean(dims))
-                self.log_scale.copy_(-torch.log(a.std(dims) + 1e-6))
-                self.initialised.fill_(True)
+        if self.training and not self._initialised_seen:
+            self._initialise(a)
         y = (a + self._view(self.bias, a)) * torch.exp(self._view(self.log_scale, a))
         pixels = a[0, 0].numel()
         log_det = (pixels * self.log_scale.sum()).expand(x.shape[0])
