@@ -209,20 +209,18 @@ def per_epoch_overhead(recipe: Recipe, images: torch.Tensor, valid: torch.Tensor
 
 
 def measure(device: torch.device, repeats: int, seconds: float, budget: float, models: list[str] | None = None,
-            log=print) -> dict:
+            loops: tuple[str, ...] = ("eager", "graphed", "compiled"), log=print) -> dict:
     started = time.perf_counter()
     mnist = load_mnist()
     images, valid = mnist.train.images.to(device), mnist.valid.images.to(device)
     plan = []  # (recipe, loop, batch): eager first, then graphed, then compiled (slowest to build)
     all_recipes = [r for r in recipes() if not models or r.name in models]
-    for r in all_recipes:
-        plan += [(r, "eager", b) for b in r.batches]
-    if device.type == "cuda":
-        for r in all_recipes:
-            plan += [(r, "graphed", b) for b in r.batches]
-    for r in all_recipes:
-        if r.compile:
-            plan.append((r, "compiled", r.batch_size))
+    if "eager" in loops:
+        plan += [(r, "eager", b) for r in all_recipes for b in r.batches]
+    if "graphed" in loops and device.type == "cuda":
+        plan += [(r, "graphed", b) for r in all_recipes for b in r.batches]
+    if "compiled" in loops:
+        plan += [(r, "compiled", r.batch_size) for r in all_recipes if r.compile]
     variants, skipped, failed = [], [], []
     for recipe, loop, batch in plan:
         if time.perf_counter() - started > budget:
@@ -238,15 +236,22 @@ def measure(device: torch.device, repeats: int, seconds: float, budget: float, m
             failed.append(f"{recipe.name} {loop} {batch}: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
             log(f"    failed: {failed[-1]}", flush=True)
             continue
-        variants.append(Variant(recipe, loop, batch, run, steps=max(3, round(seconds / per_step))))
+        variant = Variant(recipe, loop, batch, run, steps=max(3, round(seconds / per_step)))
+        variants.append(variant)
+        if loop == "graphed":  # timed at once and let go: a graph holds its own memory pool
+            variant.rates = [variant.steps * batch / timed(run, variant.steps, device) for _ in range(repeats)]
+            variant.run = None
+            torch.cuda.synchronize()
     for turn in range(repeats):
         log(f"  turn {turn + 1}/{repeats}", flush=True)
         for v in variants:
-            v.rates.append(v.steps * v.batch_size / timed(v.run, v.steps, device))
-    syncs = {r.name: sync_check(r, images) for r in all_recipes} if device.type == "cuda" else {}
+            if v.run is not None:
+                v.rates.append(v.steps * v.batch_size / timed(v.run, v.steps, device))
+    with_extras = "eager" in loops
+    syncs = {r.name: sync_check(r, images) for r in all_recipes} if device.type == "cuda" and with_extras else {}
     overheads = {}
     for r in all_recipes:
-        if r.epochs:
+        if r.epochs and with_extras:
             try:
                 overheads[r.name] = per_epoch_overhead(r, images, valid)
             except Exception as e:
@@ -328,13 +333,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.5, help="length of one timed turn of one variant")
     parser.add_argument("--budget", type=float, default=240, help="seconds for building variants")
     parser.add_argument("--models", default="", help="comma-separated recipe names (default: all)")
+    parser.add_argument("--loops", default="eager,graphed,compiled",
+                        help="which loops (the sync check and per-epoch extras come with eager)")
     parser.add_argument("--json", default="", help="also write the figures here")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.exit(1, "error: no CUDA device here (--device cpu runs a smoke test of the loops)\n")
     summary = report(measure(device, args.repeats, args.seconds, args.budget,
-                               [m for m in args.models.split(",") if m]))
+                               [m for m in args.models.split(",") if m], tuple(args.loops.split(","))))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=1, default=str)

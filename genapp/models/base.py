@@ -72,6 +72,12 @@ class GenerativeModel(nn.Module):
         Nothing by default; the GAN gives its averaged generator its BatchNorm statistics here.
         """
 
+    @property
+    def graph_capturable(self) -> bool:
+        """Whether ``train_step`` can be captured as a CUDA graph: no host decisions on device
+        values inside it. True for every family as configured by default."""
+        return True
+
     def compile_for_training(self) -> None:
         """Compile what ``train_step`` runs (by default ``forward``) with ``torch.compile``.
 

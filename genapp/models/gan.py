@@ -217,6 +217,10 @@ class GAN(GenerativeModel):
                 "d_real": torch.sigmoid(real_logits.detach()).mean(),
                 "d_fake": torch.sigmoid(fake_logits.detach()).mean()}
 
+    @property
+    def graph_capturable(self) -> bool:
+        return self.config.d_warmup_steps == 0  # the warm-up asks the device how many steps were done
+
     @torch.no_grad()
     def _update_ema(self) -> None:
         """Move the average towards the live generator: w_ema <- w_ema + (1 - decay)(w - w_ema).

@@ -32,6 +32,7 @@ from genapp.data import load_mnist
 from genapp.images import make_grid, save_png
 from genapp.models import get_family
 from genapp.training import slots
+from genapp.training.graphs import GraphedStep, plain_optimizer_state, set_lr
 from genapp.training.runs import RunDir, RunError, StorageError, new_run_name, storage_message
 
 SAMPLE_SEED_OFFSET = 7919  # fixed noise for the per-epoch sample grids
@@ -129,7 +130,11 @@ class Trainer:
         else:
             self.model = model_from_checkpoint(checkpoint, str(run.last_checkpoint)).to(self.device)
         self.optimizers = self.model.configure_optimizers(tc)
-        if tc.compile:
+        self.graphed = tc.cuda_graph and self.device.type == "cuda" and self.model.graph_capturable
+        if tc.cuda_graph and self.device.type == "cuda" and not self.graphed:
+            print("cuda_graph: this step cannot be captured (a GAN with d_warmup_steps); training eagerly",
+                  file=sys.stderr)
+        if tc.compile and not self.graphed:  # a graph already launches the whole step at once
             self.model.compile_for_training()
 
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
@@ -139,6 +144,8 @@ class Trainer:
         self.last_metrics: dict = {}
         if checkpoint is not None:
             self._restore(checkpoint)
+        self.train_step = GraphedStep(self.model, self.optimizers) if self.graphed else \
+            (lambda batch: self.model.train_step(batch, self.optimizers))
 
         # Whole batches only: one shape for every step (no recompiles), and each epoch's few
         # left-over images differ from epoch to epoch with the shuffle.
@@ -154,7 +161,7 @@ class Trainer:
 
     def _resume_state(self) -> dict:
         state = {
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "optimizers": {k: plain_optimizer_state(o) for k, o in self.optimizers.items()},
             "rng_cpu": torch.get_rng_state(),
             "batch_in_epoch": self.batch_in_epoch,
             "best": self.best,
@@ -285,14 +292,14 @@ class Trainer:
         factor = lr_factor(tc.lr_schedule, self.epoch, tc.epochs)
         for optimizer in self.optimizers.values():
             for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-                group["lr"] = group["initial_lr"] * factor
+                group.setdefault("initial_lr", float(group["lr"]))
+                set_lr(group, group["initial_lr"] * factor)
         self._rate = (time.perf_counter(), self.step)
         for i in range(self.batch_in_epoch, self.steps_per_epoch):
             images = self.train_images[order[i * tc.batch_size : (i + 1) * tc.batch_size]]
             self.data_generator.manual_seed(tc.seed * 1_000_003 + self.step)
             batch = self.model.prepare(images, self.data_generator)
-            self._pending.append((self.step, self.model.train_step(batch, self.optimizers)))
+            self._pending.append((self.step, self.train_step(batch)))
             self.step += 1
             self.batch_in_epoch = i + 1
             if len(self._pending) >= tc.log_every:

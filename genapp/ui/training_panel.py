@@ -46,6 +46,7 @@ LABELS = {
     "train_size": "Training images (0 = all 50,000)",
     "valid_size": "Validation images (0 = all 10,000)",
     "compile": "Compile the training step (torch.compile)",
+    "cuda_graph": "Replay the step as one CUDA graph (GPU)",
     "log_every": "Steps between host synchronisations",
     "sample_count": "Images in each epoch's sample grid",
     "quality_every": "Score samples every N epochs (0 = never)",
@@ -71,6 +72,8 @@ HELP = {
                     "itself; 0.999 averages over about the last 1,000 steps.",
     ("train", "lr_schedule"): "cosine decays the learning rate to 0 over the run, per epoch.",
     ("train", "compile"): "A 20-30 s compile at the start, then faster steps.",
+    ("train", "cuda_graph"): "On a GPU, one launch per step instead of hundreds: 2-7x faster on an H200. "
+                             "Ignored on a CPU.",
     ("train", "log_every"): "Every step is still recorded; this only sets how often the job waits for the device.",
     ("train", "quality_every"): "With the project's MNIST classifier: how recognisable and how varied the samples are.",
 }
