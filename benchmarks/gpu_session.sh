@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One short lease of a CUDA machine, used whole: the GPU benchmark, then the conv flow trained for
 # the time that is left (its epochs chosen from the rate the benchmark measured), then its test
-# figures. Everything lands in $OUT: env.txt, bench.log, gpu.json, train.log, flow-conv-best.pt,
+# figures. On 2026-11-26 (H200) this trained checkpoints/flow-conv.pt: 37 epochs in 334 s. Its
+# benchmark then ran every loop in one process and a graph replay failed; benchmarks.gpu now
+# times each graphed step in a process of its own, as the table in benchmarks/README.md was. Everything lands in $OUT: env.txt, bench.log, gpu.json, train.log, flow-conv-best.pt,
 # flow-conv-run.tgz (the run without checkpoints), export.log.
 #
 #   OUT=/tmp/out GENAPP_MNIST_DIR=... bash benchmarks/gpu_session.sh [seconds, default 560]
@@ -46,7 +48,7 @@ EOF
 )
 echo "flow-conv: $epochs epochs, $(left) s left" >> "$OUT/env.txt"
 timeout --signal=TERM "$(positive $(( $(left) - 40 )))" $PY -m train flow --preset conv --width 64 --blocks 2 \
-    --batch-size 256 --lr 1e-3 --lr-schedule cosine --epochs "$epochs" --device "$DEVICE" --log-every 50 \
+    --batch-size 256 --lr 1e-3 --lr-schedule cosine --epochs "$epochs" --device "$DEVICE" --cuda-graph false --log-every 50 \
     --runs-dir "$RUNS" --run-name flow-conv --no-progress ${TRAIN_ARGS:-} > "$OUT/train.log" 2>&1
 echo "train exit $?, $(left) s left" >> "$OUT/env.txt"
 

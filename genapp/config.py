@@ -40,7 +40,7 @@ class TrainConfig:
     train_size: int = 0  # use only the first N training images (0 = all 50k); for quick tests
     valid_size: int = 0  # validate on the first N validation images (0 = all 10k)
     compile: bool = False  # torch.compile the training step: faster after a 20-30 s compile
-    cuda_graph: bool = False  # on a CUDA device, replay the whole step as one CUDA graph
+    cuda_graph: bool = True  # on a CUDA device, replay the whole step as one CUDA graph (ignored elsewhere)
     log_every: int = 10  # steps between host synchronisations; every step is still recorded
     sample_count: int = 64  # images in each epoch's fixed-noise grid
     quality_every: int = 0  # score samples with the project's classifier every N epochs (0 = never)

@@ -47,7 +47,7 @@ def test_checkpoints_store_plain_optimizer_settings():
 
 
 def test_without_cuda_the_option_trains_eagerly_to_the_same_weights(runs_dir):
-    plain = train(tiny_vae_run(epochs=2, lr_schedule="cosine"), runs_dir, "plain").run
+    plain = train(tiny_vae_run(epochs=2, lr_schedule="cosine", cuda_graph=False), runs_dir, "plain").run
     asked = train(tiny_vae_run(epochs=2, lr_schedule="cosine", cuda_graph=True), runs_dir, "asked").run
     assert train_losses(plain) == train_losses(asked)
 
@@ -72,7 +72,7 @@ def test_a_graphed_flow_trains_like_the_eager_one(runs_dir):
     # No random numbers inside the flow's step (its noise is drawn in prepare, outside), so the
     # replayed graph must give the eager losses, through an epoch boundary where the lr changes.
     model = FlowConfig(couplings=4, hidden=64, mlp_layers=1)
-    eager = train(gpu_run("flow", model), runs_dir, "eager").run
+    eager = train(gpu_run("flow", model, cuda_graph=False), runs_dir, "eager").run
     graphed = train(gpu_run("flow", model, cuda_graph=True), runs_dir, "graphed").run
     a, b = train_losses(eager), train_losses(graphed)
     assert len(a) == len(b) == 20
@@ -87,7 +87,7 @@ def test_a_graphed_flow_trains_like_the_eager_one(runs_dir):
                                                             ema=0.99)),
                                           ("flow", FlowConfig(preset="conv", width=8, blocks=1))])
 def test_graphed_runs_learn_and_resume_eagerly_on_a_cpu(runs_dir, family, model):
-    result = train(gpu_run(family, model, epochs=3, lr=2e-3), runs_dir, "g")
+    result = train(gpu_run(family, model, epochs=3, lr=2e-3, cuda_graph=True), runs_dir, "g")
     assert result.state == "finished"
     losses = train_losses(result.run)
     assert len(set(losses)) == len(losses) and all(torch.isfinite(torch.tensor(losses)))

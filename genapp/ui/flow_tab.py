@@ -21,8 +21,13 @@ from genapp.ui.resources import Settings, test_split
 from genapp.ui.sources import Source
 
 FAMILY = "flow"
+# flow-mlp first: it draws 64 samples in 20 ms on a laptop CPU; the conv flow (far better: 1.27
+# against 2.39 bits/dim) takes about 1.3 s, so it is the second choice.
 PRETRAINED = {"flow-mlp": "python -m train flow --preset mlp --run-name flow-mlp && "
-                          "python -m train export flow-mlp --name flow-mlp"}
+                          "python -m train export flow-mlp --name flow-mlp",
+              "flow-conv": "python -m train flow --preset conv --blocks 2 --batch-size 256 --lr-schedule cosine "
+                           "--epochs 37 --device cuda --run-name flow-conv && "
+                           "python -m train export flow-conv --name flow-conv --half"}
 D = 784  # dimensions of an image
 UNIFORM_BPD = 8.0  # a model that spreads its mass evenly over the 256 levels of every pixel
 TARGET_BPD = 1.85  # what the seed's flow reached on the test set

@@ -10,7 +10,7 @@ from genapp.manifest import CHECKPOINTS_DIR, read_manifest
 from .conftest import APP, chart, run
 
 MANIFEST = read_manifest(CHECKPOINTS_DIR / "MANIFEST.json")
-PRETRAINED = ["vae-z2", "vae-z20", "gan", "flow-mlp"]
+PRETRAINED = ["vae-z2", "vae-z20", "gan", "flow-conv", "flow-mlp"]
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_every_pretrained_model_in_one_table_with_both_charts(compare_env):
 
     likelihood = chart(at, "compare-likelihood")
     vae_bars, flow_bars = likelihood["data"]
-    assert vae_bars["x"] == ["vae-z2", "vae-z20"] and flow_bars["x"] == ["flow-mlp"]
+    assert vae_bars["x"] == ["vae-z2", "vae-z20"] and flow_bars["x"] == ["flow-conv", "flow-mlp"]
     assert [a["text"] for a in likelihood["layout"]["annotations"]][:2] == [
         "VAE: bits per binary pixel<br>(binarized MNIST)", "Flow: bits per 8-bit pixel<br>(dequantized MNIST)"]
     quality = chart(at, "compare-quality")
@@ -61,7 +61,7 @@ def test_every_pretrained_model_in_one_table_with_both_charts(compare_env):
     assert any(abs(shape["y0"] - floor) < 1e-4 for shape in quality["layout"]["shapes"])  # the dashed floor
     assert any("not comparable" in c.value for c in at.caption)
     (button,) = at.get("download_button")
-    assert button.label == "Download the report (0 runs + 4 pretrained, .zip)"
+    assert button.label == "Download the report (0 runs + 5 pretrained, .zip)"
     assert not any(b.key == "compare-measure" for b in at.button)  # the manifest measured them all
 
 
@@ -75,7 +75,7 @@ def test_a_run_added_shows_its_logged_figures_until_measured_on_the_test_set(com
     assert frame.loc["FID ↓", "run tiny-z2"] == "—"
     assert chart(at, "compare-likelihood")["data"][0]["x"] == ["vae-z2", "vae-z20", "run tiny-z2"]
     (button,) = at.get("download_button")
-    assert button.label == "Download the report (1 run + 4 pretrained, .zip)"
+    assert button.label == "Download the report (1 run + 5 pretrained, .zip)"
 
     at.number_input(key="compare-k").set_value(5)
     at.selectbox(key="compare-samples").set_value(0)
