@@ -41,11 +41,11 @@ def test_compare_tab_table_charts_and_report_download(compare_page):
     page.get_by_role("tab", name="Compare", exact=True).click()
     wait_idle(page)
     table = page.locator("[data-testid=stTable]")
-    for text in ("vae-z20", "flow-mlp", "real MNIST", "test set, dequantized 8-bit", "IWAE bound, k=1000"):
+    for text in ("vae-z20", "flow-mlp", "flow-conv", "real MNIST", "test set, dequantized 8-bit", "IWAE bound, k=1000"):
         assert text in table.inner_text()
     bars = page.evaluate("""() => Array.from(document.querySelectorAll('.st-key-compare-likelihood .js-plotly-plot'))
         .map(gd => gd.calcdata.map(trace => trace.length))""")
-    assert bars == [[2, 1]]  # two VAE bars, one flow bar
+    assert bars == [[2, 2]]  # two VAE bars, two flow bars
 
     page.locator(".st-key-compare-runs").click()
     page.get_by_role("option", name="tiny-z2 (vae)").click()
