@@ -10,10 +10,10 @@ randperm slices, as the engine does:
 
   * eager:    ``model.prepare`` + ``model.train_step`` with fused Adam (the engine's step);
   * compiled: the same after ``model.compile_for_training()`` (what ``--compile true`` does);
-  * graphed:  the whole step (forward, backward, clipping, Adam) captured once as a CUDA graph and
-              replayed: one launch per step instead of hundreds, as the engine does with
-              ``--cuda-graph`` (``genapp/training/graphs.py``). Each model's graphed step is timed
-              alone, right after its capture, in a process of its own.
+  * graphed:  the engine's ``--cuda-graph`` step (``genapp/training/graphs.GraphedStep``): the
+              whole step (forward, backward, clipping, Adam) captured once as a CUDA graph and
+              replayed, one launch per step instead of hundreds. Each model's graphed step is
+              timed alone, right after its capture, in a process of its own.
 
 Host synchronisation: each model's engine step runs under ``torch.cuda.set_sync_debug_mode("error")``,
 which raises at any operation that makes the host wait for the device.
@@ -42,10 +42,12 @@ from typing import Callable
 
 import torch
 
+from benchmarks.throughput import engine_loop
 from genapp import manifest
 from genapp.data import load_mnist
 from genapp.models import FAMILIES
 from genapp.training.engine import device_name
+from genapp.training.graphs import WARMUP_STEPS, GraphedStep
 
 SEQUENCE = ("vae-z20", "gan", "flow-mlp", "flow-conv", "vae-z2")
 # The conv flow's recipe until the manifest has one: the multi-scale preset with two residual
@@ -95,64 +97,24 @@ def new_model(recipe: Recipe, device: torch.device):
 Runner = Callable[[int], None]
 
 
-def engine_steps(model, optimizers, images: torch.Tensor, batch_size: int) -> Runner:
-    """k of the engine's steps: a randperm slice of the on-device data, prepare, train_step."""
-    generator = torch.Generator(device=images.device).manual_seed(0)
-    order = torch.randperm(len(images), device=images.device)
-    per_epoch = len(images) // batch_size
-    position = 0
-
-    def run(k: int) -> None:
-        nonlocal position
-        for _ in range(k):
-            i = position % per_epoch
-            position += 1
-            batch = model.prepare(images[order[i * batch_size : (i + 1) * batch_size]], generator)
-            model.train_step(batch, optimizers)
-
-    return run
+def built(recipe: Recipe, device: torch.device, batch_size: int):
+    model = new_model(recipe, device)
+    return model, model.configure_optimizers(model.default_train_config(batch_size=batch_size))
 
 
 def eager(recipe: Recipe, images: torch.Tensor, batch_size: int, compile: bool = False) -> Runner:
-    model = new_model(recipe, images.device)
-    optimizers = model.configure_optimizers(model.default_train_config(batch_size=batch_size))
+    """The engine's eager step (compiled with ``compile``)."""
+    model, optimizers = built(recipe, images.device, batch_size)
     if compile:
         model.compile_for_training()
-    return engine_steps(model, optimizers, images, batch_size)
+    return engine_loop(model, lambda batch: model.train_step(batch, optimizers), images, batch_size)
 
 
 def graphed(recipe: Recipe, images: torch.Tensor, batch_size: int) -> Runner:
-    """The whole training step as one CUDA graph, replayed on a static input batch."""
-    model = new_model(recipe, images.device)
-    optimizers = model.configure_optimizers(model.default_train_config(batch_size=batch_size))
-    for optimizer in optimizers.values():  # fused Adam keeps its step count on the device already
-        for group in optimizer.param_groups:
-            group["capturable"] = True
-    steps = engine_steps(model, optimizers, images, batch_size)
-    generator = torch.Generator(device=images.device).manual_seed(0)
-    order = torch.randperm(len(images), device=images.device)
-    per_epoch = len(images) // batch_size
-    static = model.prepare(images[:batch_size], generator)
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm up off the capture stream: optimizer state, ActNorm init
-        steps(3)
-        model.train_step(static, optimizers)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        model.train_step(static, optimizers)
-    position = 0
-
-    def run(k: int) -> None:
-        nonlocal position
-        for _ in range(k):
-            i = position % per_epoch
-            position += 1
-            static.copy_(model.prepare(images[order[i * batch_size : (i + 1) * batch_size]], generator))
-            graph.replay()
-
-    return run
+    """The engine's graphed step (``GraphedStep``): a few ordinary steps, then one CUDA graph
+    replayed on a static input batch. Warm up with more than ``WARMUP_STEPS`` steps."""
+    model, optimizers = built(recipe, images.device, batch_size)
+    return engine_loop(model, GraphedStep(model, optimizers), images, batch_size)
 
 
 def sync_check(recipe: Recipe, images: torch.Tensor) -> str:
@@ -235,7 +197,7 @@ def measure(device: torch.device, repeats: int, seconds: float, budget: float, m
         try:
             run = {"eager": lambda: eager(recipe, images, batch), "compiled": lambda: eager(recipe, images, batch, True),
                    "graphed": lambda: graphed(recipe, images, batch)}[loop]()
-            run(3)
+            run(WARMUP_STEPS + 2)  # the graphed step captures at the step after WARMUP_STEPS
             per_step = timed(run, 3, device) / 3
         except Exception as e:  # one loop that cannot run here must not cost the others
             failed.append(f"{recipe.name} {loop} {batch}: {type(e).__name__}: {str(e).splitlines()[0][:160]}")

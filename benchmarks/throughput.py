@@ -78,14 +78,11 @@ def flops_per_image(family: str, images: torch.Tensor, batch_size: int) -> float
 Runner = Callable[[int], None]
 
 
-def genapp_steps(family: str, images: torch.Tensor, batch_size: int, compile: bool) -> Runner:
-    """A function running k of the engine's steps."""
-    model = new_model(family)
-    optimizers = model.configure_optimizers(model.default_train_config(batch_size=batch_size))
-    if compile:
-        model.compile_for_training()
-    generator = torch.Generator().manual_seed(0)
-    order = torch.randperm(len(images))
+def engine_loop(model, step: Callable[[torch.Tensor], object], images: torch.Tensor, batch_size: int) -> Runner:
+    """A function running k steps as the engine does: a randperm slice of the data set where it
+    lies (one tensor, on the model's device), ``model.prepare``, then ``step(batch)``."""
+    generator = torch.Generator(device=images.device).manual_seed(0)
+    order = torch.randperm(len(images), device=images.device)
     per_epoch = len(images) // batch_size
     position = 0
 
@@ -94,10 +91,18 @@ def genapp_steps(family: str, images: torch.Tensor, batch_size: int, compile: bo
         for _ in range(k):
             i = position % per_epoch
             position += 1
-            batch = model.prepare(images[order[i * batch_size : (i + 1) * batch_size]], generator)
-            model.train_step(batch, optimizers)
+            step(model.prepare(images[order[i * batch_size : (i + 1) * batch_size]], generator))
 
     return run
+
+
+def genapp_steps(family: str, images: torch.Tensor, batch_size: int, compile: bool) -> Runner:
+    """A function running k of the engine's steps."""
+    model = new_model(family)
+    optimizers = model.configure_optimizers(model.default_train_config(batch_size=batch_size))
+    if compile:
+        model.compile_for_training()
+    return engine_loop(model, lambda batch: model.train_step(batch, optimizers), images, batch_size)
 
 
 class OneByOne(torch.utils.data.Dataset):
