@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import time
 
 import pytest
 import torch
@@ -186,6 +187,28 @@ def test_sampling_speed_is_images_per_second(tiny_runs):
     model = load_model(tiny_runs["gan"].best_checkpoint)
     speed = compare.sampling_speed(model, n=64, repeats=2)
     assert math.isfinite(speed) and speed > 100  # a tiny MLP draws thousands a second
+
+
+def test_sampling_speed_draws_fewer_images_from_a_slow_model():
+    class Slow(torch.nn.Module):
+        """10 ms an image, like a big flow on a small CPU."""
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+            self.calls = []
+
+        device = torch.device("cpu")
+
+        def sample(self, n, generator=None):
+            self.calls.append(n)
+            time.sleep(0.01 * n)
+            return torch.zeros(n, 1, 28, 28)
+
+    model = Slow()
+    speed = compare.sampling_speed(model, n=256, repeats=3, seconds=0.1)
+    assert model.calls[0] == 8 and len(model.calls) == 4  # the warm-up, then 3 timed draws
+    assert len(set(model.calls[1:])) == 1 and 8 <= model.calls[1] <= 10  # about 0.1 s / 10 ms each, not 256
+    assert speed == pytest.approx(100, rel=0.2)
 
 
 def test_duration_text():

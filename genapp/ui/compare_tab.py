@@ -40,7 +40,8 @@ FIGURE_HELP = {
     "Scores from": "When the classifier scores were measured, and on how many samples (FID grows as they shrink).",
     "Epochs": "Training epochs of the compared checkpoint (a run's best.pt, else last.pt).",
     "Training time": "Wall-clock time of training, and the device it ran on (next row).",
-    "Samples/s": f"Measured now on this server's CPU: model.sample({SPEED_BATCH}), median of 3.",
+    "Samples/s": f"Measured now on this server's CPU: model.sample({SPEED_BATCH}) (fewer for a slow model, about "
+                 "a quarter of a second per call), median of 3.",
 }
 
 
@@ -113,7 +114,8 @@ def _table(rows: list[dict]) -> None:
         "bound on −log p(x) (IWAE with k importance samples, tighter as k grows, or the −ELBO). Flow: exact "
         "−log p(x) of the dequantized 8-bit test images. A GAN defines no likelihood (—). Pretrained figures "
         "were measured at export (`checkpoints/MANIFEST.json`); a run shows what it logged on the validation "
-        f"set until measured here. Samples/s: timed now, {SPEED_BATCH} images per call, on this server's CPU "
+        f"set until measured here. Samples/s: timed now, {SPEED_BATCH} images per call (fewer for a slow model), "
+        "on this server's CPU "
         f"({threads} thread{'s' if threads != 1 else ''}), so other jobs on the machine slow it."
     )
     with st.expander("What each row means"):
