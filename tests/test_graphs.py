@@ -50,6 +50,7 @@ def test_without_cuda_the_option_trains_eagerly_to_the_same_weights(runs_dir):
     plain = train(tiny_vae_run(epochs=2, lr_schedule="cosine", cuda_graph=False), runs_dir, "plain").run
     asked = train(tiny_vae_run(epochs=2, lr_schedule="cosine", cuda_graph=True), runs_dir, "asked").run
     assert train_losses(plain) == train_losses(asked)
+    assert asked.read_status()["cuda_graph"] is False  # what the run did, not what it asked for
 
 
 def test_a_gan_with_a_discriminator_warm_up_says_it_cannot_be_captured():
@@ -91,7 +92,7 @@ def test_a_graphed_run_trains_like_the_eager_one(runs_dir, family, model):
                                           ("flow", FlowConfig(preset="conv", width=8, blocks=1))])
 def test_graphed_runs_learn_and_resume_eagerly_on_a_cpu(runs_dir, family, model):
     result = train(gpu_run(family, model, epochs=3, lr=2e-3, cuda_graph=True), runs_dir, "g")
-    assert result.state == "finished"
+    assert result.state == "finished" and result.run.read_status()["cuda_graph"] is True
     losses = train_losses(result.run)
     assert len(set(losses)) == len(losses) and all(torch.isfinite(torch.tensor(losses)))
     checkpoint = read_checkpoint(result.run.last_checkpoint, family)

@@ -8,6 +8,9 @@ reads the run directory that the loop writes).
 Determinism: every random choice derives from the seed. The epoch's permutation is seeded by
 (seed, epoch), each batch's data noise by (seed, step), and the global RNG state (used inside the
 models) travels in the checkpoint, so a resumed run continues exactly where it stopped.
+
+On a CUDA device the step is captured once as a CUDA graph and replayed (``cuda_graph``, on by
+default; ``genapp/training/graphs.py``); the status says so with ``cuda_graph: true``.
 """
 from __future__ import annotations
 
@@ -211,7 +214,7 @@ class Trainer:
             epoch=self.epoch, epochs=self.config.train.epochs, images_per_s=round(self.images_per_s, 1),
             eta_s=round(remaining / rate_steps, 1) if rate_steps else None, started=self.started,
             train_seconds=round(self.train_seconds, 1), threads=torch.get_num_threads(),
-            device_name=self.device_name, warning=self.quality_error,
+            device_name=self.device_name, cuda_graph=self.graphed, warning=self.quality_error,
             metrics=self.last_metrics, **extra,
         )
 
