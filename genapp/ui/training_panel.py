@@ -334,6 +334,8 @@ def _status(run: RunDir, state) -> None:
     status = state.status
     color = STATE_COLORS.get(state.state, "gray")
     where = f" on {status['device']}" if status.get("device") else ""
+    if status.get("cuda_graph"):
+        where += " (one CUDA graph per step)"
     st.markdown(f"**{run.name}** · :{color}[{state.state}]{where}")
     total = status.get("total_steps")
     if state.ticket is not None:

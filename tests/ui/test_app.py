@@ -309,3 +309,14 @@ def test_long_curves_are_framed_after_their_first_steps():
     figure = charts.training_curves({"step": list(range(n)), "loss": values}, {}, "loss", uirevision="r")
     low, high = figure.layout.yaxis.range
     assert 10**high < 150 and 10**low > 80  # the early 500s are off the initial view
+
+
+def test_a_run_trained_as_a_cuda_graph_says_so(app_env):
+    run_dir = RunDir(app_env / "tiny-z2")
+    status = run_dir.read_status()
+    run_dir.write_status(status.pop("state"), **{**status, "device": "cuda", "cuda_graph": True})
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.session_state["vae-view"] = "Train"
+    at.session_state["vae-watched"] = "tiny-z2"
+    run(at)
+    assert "**tiny-z2** · :gray[finished] on cuda (one CUDA graph per step)" in texts(at)
