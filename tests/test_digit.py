@@ -126,6 +126,10 @@ def test_flow_bits_per_dim_of_a_digit_and_its_percentile_among_test_images():
     assert digits.percentile(distribution.min() - 1, distribution) == 0.0
     assert digits.percentile(distribution.max(), distribution) == 100.0
     assert digits.percentile(float(np.median(distribution)), distribution) == pytest.approx(50, abs=1)
+    # Out of time after the first chunk: the first 100 images, with the same values.
+    shares = []
+    first = digits.images_bits_per_dim(model, images, chunk=100, progress=shares.append, seconds=0.0)
+    assert np.array_equal(first, distribution[:100]) and shares == [1.0]
 
 
 # ----------------------------------------------------------------------------- GAN

@@ -49,6 +49,7 @@ def assert_three_results(at: AppTest) -> None:
     assert "one σ of q(z|x)" in names and "your digit: mean of q(z|x)" in names
     assert chart(at, "digit-flow-bpd")["data"][0]["type"] == "histogram"
     assert any("ELBO of your digit" in c.value and "the test images average" in c.value for c in at.caption)
+    assert any("% of the test images: " in c.value for c in at.caption)  # a quick flow measures all of them
 
 
 def test_a_picked_test_image_is_seen_through_all_three_models(families_env):
@@ -62,6 +63,19 @@ def test_a_picked_test_image_is_seen_through_all_three_models(families_env):
     layout = chart(at, "digit-vae-latent")["layout"]
     low, high = layout["xaxis"]["range"]
     assert 0 < high - low < 2
+
+
+def test_a_slow_flow_ranks_the_digit_among_the_test_images_it_had_time_for(families_env, monkeypatch):
+    monkeypatch.setattr(digit_tab, "BPD_SECONDS", 0.0)  # out of time after the first chunk
+    store = digit_tab._test_bpd_store()  # the server keeps each flow's distribution: measure afresh, and forget it after
+    store.clear()
+    try:
+        at = start(**{"digit-input": digit_tab.PICK, "digit-test-index": 3})
+    finally:
+        store.clear()
+    text = " ".join(c.value for c in at.caption)
+    assert f"of the first {digit_tab.BPD_CHUNK:,} test images (all this flow could measure in 0 s here)" in text
+    assert any(m.label == "percentile" and f"{digit_tab.BPD_CHUNK:,} test images measured" in m.help for m in at.metric)
 
 
 def test_an_empty_canvas_says_what_to_do(families_env):
