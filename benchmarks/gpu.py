@@ -274,11 +274,11 @@ def report(result: dict) -> dict:
             if "graphed_s" in row:
                 line += f"   graphed: {row['graphed_s']:7.1f} s"
             print(line)
-        for loop in ("recipe", "graphed"):
-            key = (lambda row: row.get(row["loop"] + "_s")) if loop == "recipe" else (lambda row: row.get("graphed_s"))
-            values = [key(row) for row in rows]
+        totals = {"the recipes' own loops (no graphs)": [row.get(row["loop"] + "_s") for row in rows],
+                  "graphed loops (the engine's default on a GPU)": [row.get("graphed_s") for row in rows]}
+        for label, values in totals.items():
             if all(v is not None for v in values):
-                print(f"  whole set, {loop} loops: {sum(values):.0f} s ({sum(values) / 60:.1f} min)")
+                print(f"  whole set, {label}: {sum(values):.0f} s ({sum(values) / 60:.1f} min)")
     for line in result["skipped"]:
         print(f"skipped (budget): {line}")
     for line in result["failed"]:
