@@ -6,22 +6,22 @@ live in ``genapp/ui/``; only the open tab runs.
 import streamlit as st
 
 from genapp.models import FAMILIES
-from genapp.ui import compare_tab, digit_tab, flow_tab, gan_tab, runs_tab, sidebar, training_panel, vae_tab
+from genapp.ui import compare_tab, digit_tab, family_tab, flow_tab, gan_tab, runs_tab, sidebar, vae_tab
 from genapp.ui.resources import retain_widget_state
 
-# A family's own tab (explorer + training panel); a family without one gets the training panel.
+# A family's own tab (Explore + Train); a family without an explorer gets the Train view alone.
 FAMILY_TABS = {"vae": vae_tab, "gan": gan_tab, "flow": flow_tab}
 
 st.set_page_config(page_title="genapp explorer", page_icon="🔢", layout="wide")
 settings = sidebar.render()
 for family in FAMILIES:
     tab = FAMILY_TABS.get(family)
-    retain_widget_state(tab.state_keys() if tab else training_panel.state_keys(family))
+    retain_widget_state(tab.state_keys() if tab else family_tab.state_keys(family))
 retain_widget_state(runs_tab.STATE_KEYS)
 retain_widget_state(compare_tab.STATE_KEYS)
 retain_widget_state(digit_tab.STATE_KEYS)
 
-labels = [FAMILIES[family].__name__ for family in FAMILIES] + ["Your digit", "Compare", "Runs"]
+labels = [FAMILIES[family].label for family in FAMILIES] + ["Your digit", "Compare", "Runs"]
 tabs = st.tabs(labels, key="main-tab", on_change="rerun")
 for family, tab in zip(FAMILIES, tabs):
     if tab.open:
@@ -29,7 +29,7 @@ for family, tab in zip(FAMILIES, tabs):
             if family in FAMILY_TABS:
                 FAMILY_TABS[family].render(settings)
             else:
-                training_panel.render(family, settings)
+                family_tab.render_training(family, settings)
 if tabs[labels.index("Your digit")].open:
     with tabs[labels.index("Your digit")]:
         digit_tab.render(settings)

@@ -39,10 +39,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from genapp.config import RunConfig, TrainConfig
-from genapp.models import GANConfig, VAEConfig
-from genapp.training.launcher import JobTable, run_state, start_run, stop_run
-from genapp.training.runs import RunDir
+from genapp.config import TrainConfig
+from genapp.models import GANConfig, RunConfig, VAEConfig
+from genapp.jobs.local import JobTable, run_state, start_run, stop_run
+from genapp.runs import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"

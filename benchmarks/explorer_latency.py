@@ -35,10 +35,11 @@ import numpy as np
 from PIL import Image
 
 from genapp.checkpoint import load_model
-from genapp.config import RunConfig, TrainConfig
+from genapp.config import TrainConfig
 from genapp.manifest import CHECKPOINTS_DIR
-from genapp.models import VAEConfig
-from genapp.training import RunDir, train
+from genapp.models import RunConfig, VAEConfig
+from genapp.runs import RunDir
+from genapp.training import train
 from genapp.ui import pictures, vae_tab
 
 APP = Path(__file__).resolve().parents[1] / "app.py"

@@ -46,7 +46,7 @@ from benchmarks.throughput import engine_loop
 from genapp import manifest
 from genapp.data import load_mnist
 from genapp.models import FAMILIES
-from genapp.training.engine import device_name
+from genapp.devices import device_name
 from genapp.training.graphs import WARMUP_STEPS, GraphedStep
 
 SEQUENCE = ("vae-z20", "gan", "flow-mlp", "flow-conv", "vae-z2")  # the most telling first, within the budget

@@ -27,10 +27,9 @@ from typing import Callable
 
 import torch
 
-from genapp.config import RunConfig, TrainConfig
+from genapp.config import TrainConfig
 from genapp.data import fixed_binarization, load_mnist
-from genapp.evaluation.likelihood import mean_neg_elbo
-from genapp.models import FAMILIES
+from genapp.models import FAMILIES, RunConfig
 from genapp.training import Callback, train
 
 
@@ -56,7 +55,7 @@ def vae_test_neg_elbo(trainer, record: dict) -> float:
     model = trainer.model
     model.eval()
     with torch.no_grad():
-        value = mean_neg_elbo(model, test, torch.Generator().manual_seed(0))
+        value = model.mean_neg_elbo(test, torch.Generator().manual_seed(0))
     model.train()
     return value
 

@@ -16,66 +16,22 @@ with ``torch.load(weights_only=True)``, so a checkpoint can never run code.
 """
 from __future__ import annotations
 
-import io
-import os
 import pickle
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from genapp.config import ConfigError, from_dict, to_dict
+from genapp.files import atomic_write
 from genapp.models import GenerativeModel, get_family
 
 FORMAT_VERSION = 1
 REQUIRED = ("format_version", "family", "model_config", "state_dict")
-# Fault injection, for tests only: comma-separated file names ("last.pt,status.json") whose
-# writes stop half-way and hang, so that a test can kill the writer in the middle of one.
-PAUSE_WRITES_ENV = "GENAPP_FAULT_PAUSE_WRITES"
 
 
 class CheckpointError(RuntimeError):
     """A file is not a usable genapp checkpoint; the message says why, for a user."""
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it over."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
-        with os.fdopen(fd, "wb") as f:
-            if path.name in os.environ.get(PAUSE_WRITES_ENV, "").split(","):
-                _write_half_and_hang(f, write)
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _write_half_and_hang(f, write) -> None:
-    """Fault injection: put half of the bytes on disk, then wait to be killed."""
-    buffer = io.BytesIO()
-    write(buffer)
-    data = buffer.getvalue()
-    f.write(data[: len(data) // 2])
-    f.flush()
-    os.fsync(f.fileno())
-    time.sleep(3600)
 
 
 def save_checkpoint(

@@ -20,7 +20,6 @@ import importlib.resources
 import os
 import pickle
 import struct
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from genapp.files import atomic_write
 
 ENV_DIR = "GENAPP_MNIST_DIR"
 CACHE_ENV = "GENAPP_CACHE_DIR"
@@ -39,6 +40,7 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 N_VALID = 10_000
+PIXELS = 28 * 28  # dimensions of one image
 EVAL_BINARIZATION_SEED = 1234  # one fixed binarization of validation and test sets
 
 
@@ -206,15 +208,7 @@ def _write_cache(cache: Path, mnist: MNIST) -> None:
     arrays = {f"{name}_{part}": getattr(mnist.split(name), part).numpy() for name in SPLITS
               for part in ("images", "labels")}
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=cache.parent, prefix=cache.name, suffix=".tmp", delete=False) as f:
-            temporary = Path(f.name)
-            try:
-                np.savez(f, **arrays)
-            except BaseException:
-                temporary.unlink(missing_ok=True)
-                raise
-        os.replace(temporary, cache)
+        atomic_write(cache, lambda f: np.savez(f, **arrays))
     except OSError:
         pass
 

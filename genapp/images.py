@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from genapp.files import write_bytes
+
 
 def make_grid(images: torch.Tensor | np.ndarray, nrow: int | None = None, padding: int = 2) -> np.ndarray:
     """Tile images [n,1,h,w] (float in [0,1]) into one uint8 array [H, W], white-on-black.
@@ -39,10 +41,7 @@ def png_bytes(array: np.ndarray) -> bytes:
 
 def save_png(array: np.ndarray, path: str | Path) -> None:
     """Write atomically (temporary file, then rename): a reader never sees half a picture."""
-    from genapp.checkpoint import atomic_write
-
-    data = png_bytes(array)
-    atomic_write(Path(path), lambda f: f.write(data))
+    write_bytes(path, png_bytes(array))
 
 
 def gif_bytes(frames: list[np.ndarray], duration_ms: int = 300, scale: int = 1) -> bytes:

@@ -6,8 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from genapp.checkpoint import atomic_write
-from genapp.config import option_name, to_dict
+from genapp.files import write_bytes
+from genapp.models import RunConfig
 
 CHECKPOINTS_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 MANIFEST = CHECKPOINTS_DIR / "MANIFEST.json"
@@ -31,31 +31,15 @@ def write_entry(name: str, entry: dict, path: Path | None = None) -> None:
         "about": "Pretrained genapp checkpoints: measured figures and the command that reproduces each.",
         "checkpoints": dict(sorted(entries.items())),
     }
-    atomic_write(path, lambda f: f.write((json.dumps(document, indent=2) + "\n").encode()))
+    write_bytes(path, (json.dumps(document, indent=2) + "\n").encode())
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def train_command(config: dict, run_name: str) -> str:
-    """The ``python -m train`` line that recreates a run: every model field, non-default training fields."""
-    parts = ["python", "-m", "train", config["family"]]
-    for name, value in config["model"].items():
-        parts += [option_name(name), _flag_value(value)]
-    from genapp.models import get_family
-
-    defaults = to_dict(get_family(config["family"]).default_train_config())
-    for name, value in config["train"].items():
-        if value != defaults.get(name):
-            parts += [option_name(name), _flag_value(value)]
-    parts += ["--run-name", run_name]
-    return " ".join(parts)
-
-
-def _flag_value(value) -> str:
-    if isinstance(value, list):
-        return ",".join(map(str, value))
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
+def recorded_command(config: dict, run_name: str) -> str:
+    """The ``python -m train`` line that recreates a run (its config.json as a dict): every model
+    field, and the training fields that differ from the family's defaults."""
+    return " ".join(["python", "-m", "train", *RunConfig.from_dict(config).to_argv(changed_training_only=True),
+                     "--run-name", run_name])

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from genapp.config import RunConfig, TrainConfig
+from genapp.config import TrainConfig
+from genapp.models import RunConfig
 from genapp.models import VAEConfig
 
 ROOT = Path(__file__).resolve().parents[1]

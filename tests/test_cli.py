@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from genapp.training import RunDir
+from genapp.runs import RunDir
 from tests.conftest import ROOT
 
 
@@ -65,6 +65,6 @@ def test_export_ships_the_best_checkpoint_with_its_figures(tmp_path, monkeypatch
     assert load_model(shipped).config.latent_dim == 2
     assert entry["sha256"] == manifest.sha256(shipped) and entry["size_bytes"] == shipped.stat().st_size
     assert entry["test"]["test_images"] == 10_000 and entry["test"]["test_neg_elbo_nats"] > 0
-    assert entry["command"].startswith("python -m train vae --latent-dim 2 --hidden 32,16 --epochs 1")
+    assert entry["command"].startswith("python -m train vae --latent-dim=2 --hidden=32,16 --epochs=1")
     assert "--run-name small" in entry["command"] and entry["train_seconds"] > 0
     assert entry["run"] == "small"  # the explorer shows this run's history beside the shipped file

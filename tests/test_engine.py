@@ -11,10 +11,12 @@ import pytest
 import torch
 
 from genapp.checkpoint import read_checkpoint
-from genapp.config import ConfigError, RunConfig, TrainConfig
+from genapp.config import ConfigError, TrainConfig
+from genapp.models import RunConfig
 from genapp.models import FAMILIES, VAE
-from genapp.training import RunDir, RunError, resume, train
-from genapp.training.runs import check_run_name
+from genapp.runs import RunDir, RunError
+from genapp.training import resume, train
+from genapp.runs import check_run_name
 from tests.conftest import ROOT, tiny_vae_run
 
 
@@ -197,15 +199,15 @@ def test_config_from_json_refuses_unknown_fields_and_wrong_types():
 def test_a_sigterm_during_start_up_stops_the_run_cleanly(runs_dir):
     import os
 
-    from genapp.training import engine
+    from genapp.training import job
 
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        engine.catch_sigterm_early()
+        job.catch_sigterm_early()
         os.kill(os.getpid(), signal.SIGTERM)  # arrives before the trainer exists
         result = train(tiny_vae_run(epochs=2), runs_dir, "early")
     finally:
-        engine._early_stop.clear()
+        job._early_stop.clear()
         signal.signal(signal.SIGTERM, previous)
     assert result.state == "stopped" and result.step == 0
     assert read_checkpoint(result.run.last_checkpoint)["step"] == 0

@@ -23,12 +23,15 @@ import pytest
 import torch
 from PIL import Image
 
-from genapp.checkpoint import PAUSE_WRITES_ENV, CheckpointError, read_checkpoint
-from genapp.config import RunConfig, TrainConfig
+from genapp.checkpoint import CheckpointError, read_checkpoint
+from genapp.files import PAUSE_WRITES_ENV
+from genapp.config import TrainConfig
+from genapp.models import RunConfig
 from genapp.models import FlowConfig, GANConfig, VAEConfig
-from genapp.training import RunDir, RunError, resume, train
-from genapp.training.launcher import JobTable, LaunchError, resume_run, run_state, start_run
-from genapp.training.runs import StorageError, read_json, storage_message
+from genapp.runs import RunDir, RunError
+from genapp.training import resume, train
+from genapp.jobs.local import JobTable, LaunchError, resume_run, run_state, start_run
+from genapp.runs import StorageError, read_json, storage_message
 from tests.conftest import ROOT
 from tests.test_data import write_mnist_dir
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from genapp import data
-from genapp.config import ConfigError, RunConfig, TrainConfig
+from genapp.config import ConfigError, TrainConfig
+from genapp.models import RunConfig
 from genapp.models import GAN, GANConfig
 from genapp.models.gan import interpolate_latents
 

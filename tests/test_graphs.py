@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from genapp.checkpoint import read_checkpoint
-from genapp.config import RunConfig, TrainConfig
+from genapp.config import TrainConfig
+from genapp.models import RunConfig
 from genapp.models import GAN, FlowConfig, GANConfig, VAEConfig
 from genapp.training import resume, train
 from genapp.training.graphs import plain_optimizer_state, set_lr

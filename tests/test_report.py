@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genapp.evaluation import compare
+from genapp.evaluation import catalog
 from genapp.manifest import CHECKPOINTS_DIR
 from genapp.report import build_report
 from genapp.report.build import choose_epochs
 from genapp.report.png_charts import Line, Reference, line_chart, log_ticks, nice_ticks, picture_strip, plain
 from genapp.training import train
-from genapp.training.runs import RunDir
+from genapp.runs import RunDir
 
-from tests.test_compare import tiny_run
+from tests.test_catalog import tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def decode_png(archive: zipfile.ZipFile, name: str) -> Image.Image:
 
 def test_the_report_holds_each_runs_figures_metrics_and_configuration(runs):
     vae, gan, flow = runs
-    rows = compare.comparison_rows([compare.run_entry(run) for run in runs])
+    rows = catalog.comparison_rows([catalog.run_entry(run) for run in runs])
     archive = open_zip(build_report(runs, table=rows, epochs=[1, 3, 99]))
     names = set(archive.namelist())
 
@@ -94,7 +94,7 @@ def test_the_report_holds_each_runs_figures_metrics_and_configuration(runs):
 
 
 def test_pretrained_models_and_default_epochs(runs):
-    entries = [e for e in compare.pretrained_entries(CHECKPOINTS_DIR) if e.name in ("vae-z2", "gan")]
+    entries = [e for e in catalog.pretrained_entries(CHECKPOINTS_DIR) if e.name in ("vae-z2", "gan")]
     archive = open_zip(build_report(runs[:1], entries))
     names = set(archive.namelist())
     assert json.loads(archive.read("pretrained/vae-z2/entry.json"))["test"] == entries[0].figures

@@ -15,8 +15,8 @@ import sys
 import time
 import typing
 
-from genapp.config import ConfigError, RunConfig, TrainConfig, coerce, option_name
-from genapp.models import FAMILIES
+from genapp.config import ConfigError, TrainConfig, choices, coerce, field_help, option_name, option_value
+from genapp.models import FAMILIES, RunConfig
 
 EXIT_CODES = {"finished": 0, "stopped": 0, "failed": 1, "diverged": 3}
 
@@ -27,12 +27,14 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str
     hints = typing.get_type_hints(cls)
     defaults = defaults if defaults is not None else cls()
     for f in dataclasses.fields(cls):
-        default = getattr(defaults, f.name)
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        group.add_argument(
-            option_name(f.name), dest=f.name, default=None, metavar=f.name.upper(),
-            help=f"default: {shown!r}" + (" (comma-separated)" if typing.get_origin(hints[f.name]) is tuple else ""),
-        )
+        allowed = choices(hints[f.name])
+        text = field_help(f) or ""
+        text += (" " if text else "") + f"default: {option_value(getattr(defaults, f.name))}"
+        if typing.get_origin(hints[f.name]) is tuple:
+            text += " (comma-separated)"
+        group.add_argument(option_name(f.name), dest=f.name, default=None, choices=allowed,
+                           metavar="{" + ",".join(allowed) + "}" if allowed else f.name.upper(),
+                           help=text.replace("%", "%%"))
 
 
 def dataclass_from_args(cls: type, args: argparse.Namespace, base=None):
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a clear one-line error for the things a user can cause
         from genapp.checkpoint import CheckpointError
         from genapp.data import DataError
-        from genapp.training.runs import RunError, storage_message
+        from genapp.runs import RunError, storage_message
 
         if isinstance(e, (CheckpointError, DataError, RunError, RuntimeError)):
             print(f"error: {e}", file=sys.stderr)
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from genapp.training import resume, train
-    from genapp.training.engine import catch_sigterm_early
+    from genapp.training.job import catch_sigterm_early
     from genapp.training.progress import ProgressBar
 
     catch_sigterm_early()  # a Stop while data loads or the step compiles still ends cleanly
@@ -143,8 +145,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     from genapp.checkpoint import load_model
+    from genapp.devices import resolve_device
     from genapp.evaluation import evaluate
-    from genapp.training import resolve_device
 
     model = load_model(args.checkpoint, device=resolve_device(args.device))
     start = time.perf_counter()
@@ -165,9 +167,9 @@ def run_export(args: argparse.Namespace) -> int:
 
     from genapp import manifest
     from genapp.checkpoint import load_model, write_half_precision
+    from genapp.devices import device_name, resolve_device
     from genapp.evaluation import evaluate
-    from genapp.training import RunDir, resolve_device
-    from genapp.training.engine import device_name
+    from genapp.runs import RunDir
 
     run = RunDir.open(args.runs_dir, args.run)
     status = run.read_status()
@@ -203,7 +205,7 @@ def run_export(args: argparse.Namespace) -> int:
         "device": status.get("device"),
         "device_name": status.get("device_name"),
         "threads": status.get("threads"),
-        "command": f"{manifest.train_command(config, args.run)} && "
+        "command": f"{manifest.recorded_command(config, args.run)} && "
                    f"python -m train export {args.run} --name {args.name} --k {args.k}" + (" --half" if args.half else ""),
         "eval_command": f"python -m train eval checkpoints/{target.name} --k {args.k}",
         "eval_seconds": round(eval_seconds, 1),
@@ -221,8 +223,8 @@ def run_classifier(args: argparse.Namespace) -> int:
     import torch
 
     from genapp import manifest
+    from genapp.devices import device_name
     from genapp.evaluation.classifier import ClassifierTraining, save_classifier, train_classifier
-    from genapp.training.engine import device_name
 
     settings = ClassifierTraining(epochs=args.epochs, seed=args.seed)
     model, figures = train_classifier(settings, log=lambda line: print(line, file=sys.stderr))

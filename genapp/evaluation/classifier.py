@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genapp.checkpoint import CheckpointError, atomic_write
+from genapp.checkpoint import CheckpointError
+from genapp.files import atomic_write
 from genapp.data import load_mnist, to_unit
 
 FORMAT = "genapp-classifier-1"

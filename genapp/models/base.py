@@ -1,12 +1,29 @@
 """What every model family provides, so the engine, the evaluator and the UI need no special cases."""
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
 
 from genapp.config import TrainConfig
+
+# progress(fraction done in [0, 1], what is being done): how long work reports itself
+Progress = Callable[[float, str], None]
+
+
+def no_progress(fraction: float, text: str) -> None:
+    """A ``Progress`` that reports nowhere."""
+
+
+class Likelihood(NamedTuple):
+    """A model's best-known negative log-likelihood: nats per image, how it was estimated
+    ("IWAE bound, k=1000", "exact, 4 dequantization draws") and on which split."""
+
+    nll_nats: float
+    estimate: str
+    split: str  # "test" | "validation"
 
 
 def fused_if_supported(module: nn.Module) -> dict:
@@ -22,10 +39,19 @@ class GenerativeModel(nn.Module):
     and ``sample``. It owns its optimisation: ``configure_optimizers`` and ``train_step``
     default to one Adam optimizer over all parameters; a family with another scheme (the
     GAN's two optimizers) overrides both, explicitly.
+
+    It also owns its facts, so that no other module asks which family it holds: how it is named
+    (``label``), what it optimises (``objective``), what data its likelihood is on and how to
+    measure it on the test set (``test_figures``), and which recorded figure is its best-known
+    likelihood (``likelihood``).
     """
 
     name: ClassVar[str]
     Config: ClassVar[type]
+    label: ClassVar[str]  # as a table or a tab names the family: "VAE"
+    objective: ClassVar[str] = ""  # what training optimises, in one line of plain text
+    # The data the likelihood is measured on ("binarized (fixed draw)"), or None: no likelihood.
+    likelihood_data: ClassVar[str | None] = None
     # The validation metric that picks best.pt, and whether lower is better.
     monitor: ClassVar[str] = "loss"
     monitor_lower_is_better: ClassVar[bool] = True
@@ -35,6 +61,18 @@ class GenerativeModel(nn.Module):
     @classmethod
     def default_train_config(cls, **overrides) -> TrainConfig:
         return TrainConfig(**{**cls.train_defaults, **overrides})
+
+    @classmethod
+    def objective_text(cls, model_config: dict) -> str:
+        """The objective of a model with this config (a dict, as a run or the manifest stores it)."""
+        return cls.objective
+
+    @classmethod
+    def likelihood(cls, figures: dict, logged: dict) -> Likelihood | None:
+        """The best-known likelihood among recorded figures: ``figures`` in the keys of
+        ``test_figures`` (measured on the test set), else ``logged`` validation metrics; None
+        when the family has none or nothing was recorded."""
+        return None
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -60,6 +98,14 @@ class GenerativeModel(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n samples, float [n,1,28,28] in [0,1]."""
         raise NotImplementedError
+
+    @torch.no_grad()
+    def test_figures(self, images: torch.Tensor, *, k: int = 1000, draws: int = 4, seed: int = 0,
+                     progress: Progress = no_progress) -> dict:
+        """The family's likelihood figures on uint8 images [n,1,28,28] (the test set): a dict of
+        floats, seeded, ``progress`` called as parts finish. ``k`` (importance samples) and
+        ``draws`` (dequantization draws) are for the families that use them. None here (the GAN)."""
+        return {}
 
     # -- optimisation -----------------------------------------------------------------------
 

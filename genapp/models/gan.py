@@ -21,32 +21,43 @@ from __future__ import annotations
 
 import copy
 import math
+import typing
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from genapp import data
-from genapp.config import TrainConfig, check
+from genapp.config import TrainConfig, check, setting
+from genapp.data import PIXELS
 from genapp.models.base import GenerativeModel, fused_if_supported
 
-GENERATOR_LOSSES = ("non_saturating", "minimax")
+GeneratorLoss = Literal["non_saturating", "minimax"]
+GENERATOR_LOSSES = typing.get_args(GeneratorLoss)
 
 
 @dataclass
 class GANConfig:
-    latent_dim: int = 100
-    generator_hidden: tuple[int, ...] = (128, 256, 512, 1024)
-    discriminator_hidden: tuple[int, ...] = (512, 256)
-    dropout: float = 0.2
-    label_smoothing: float = 0.0  # real targets become 1 - label_smoothing (one-sided; seed: 0.1)
-    label_flip: float = 0.0  # probability of flipping each discriminator target (seed: up to 0.05)
-    generator_loss: str = "non_saturating"  # non_saturating: -log D(G(z)); minimax: log(1 - D(G(z)))
-    d_warmup_steps: int = 0  # discriminator-only steps before the generator starts (seed's Q2.4)
-    same_noise: bool = True  # the G step reuses the D step's z (else a fresh draw)
-    beta1: float = 0.5
-    ema: float = 0.0  # decay of a moving average of G's weights that pictures come from (0 = off)
+    latent_dim: int = setting(100, "Latent dimensions")
+    generator_hidden: tuple[int, ...] = setting((128, 256, 512, 1024), "Generator layer sizes")
+    discriminator_hidden: tuple[int, ...] = setting((512, 256), "Discriminator layer sizes")
+    dropout: float = setting(0.2, "Dropout")
+    # real targets become 1 - label_smoothing (one-sided; seed: 0.1)
+    label_smoothing: float = setting(0.0, "Label smoothing", "Real targets become 1 − this (one-sided; the seed tried 0.1).")
+    # probability of flipping each discriminator target (seed: up to 0.05)
+    label_flip: float = setting(0.0, "Label flip", "Probability of flipping each discriminator target (the seed: up to 0.05).")
+    # non_saturating: -log D(G(z)); minimax: log(1 - D(G(z)))
+    generator_loss: GeneratorLoss = setting("non_saturating", "Generator loss",
+                                            "non_saturating: minimise −log D(G(z)); minimax: minimise log(1 − D(G(z))), "
+                                            "which starves G of gradient while D wins (the seed's Q2.3).")
+    d_warmup_steps: int = setting(0, "Discriminator-only steps first", "The seed's Q2.4: train D alone for a while.")
+    same_noise: bool = setting(True, "Generator step reuses the discriminator's noise", "Else a fresh draw of z.")
+    beta1: float = setting(0.5, "Adam β1")
+    ema: float = setting(0.0, "Average of the generator's weights: decay (0 = off)",
+                         "Samples come from a moving average of G's weights, which wanders less than G "
+                         "itself; 0.999 averages over about the last 1,000 steps.")
 
     def __post_init__(self) -> None:
         self.generator_hidden = tuple(self.generator_hidden)
@@ -65,17 +76,35 @@ class GANConfig:
         check(0.0 <= self.ema < 1.0, f"ema must be in [0, 1) (0 = off), got {self.ema}")
 
 
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,
+                       real_targets: torch.Tensor | None = None, fake_targets: torch.Tensor | None = None) -> torch.Tensor:
+    """-log D(x) - log(1 - D(G(z))) as two mean binary cross-entropies on logits [n]: 2 ln 2 at
+    the equilibrium D = 1/2. Targets default to 1 for real and 0 for generated images."""
+    real_targets = torch.ones_like(real_logits) if real_targets is None else real_targets
+    fake_targets = torch.zeros_like(fake_logits) if fake_targets is None else fake_targets
+    return (F.binary_cross_entropy_with_logits(real_logits, real_targets)
+            + F.binary_cross_entropy_with_logits(fake_logits, fake_targets))
+
+
+def generator_loss(fake_logits: torch.Tensor, kind: str = "non_saturating") -> torch.Tensor:
+    """The generator's loss on D's logits [n] for its samples: ``non_saturating`` -log D(G(z)),
+    or ``minimax`` log(1 - D(G(z))), the game's own term, whose gradient vanishes while D wins."""
+    if kind == "non_saturating":
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+
+
 def generator_net(c: GANConfig) -> nn.Sequential:
     sizes = [c.latent_dim, *c.generator_hidden]
     layers: list[nn.Module] = [nn.Linear(sizes[0], sizes[1]), nn.LeakyReLU(0.2)]
     for n_in, n_out in zip(sizes[1:-1], sizes[2:]):
         layers += [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.LeakyReLU(0.2), nn.Dropout(c.dropout)]
-    layers += [nn.Linear(sizes[-1], 784), nn.Tanh()]
+    layers += [nn.Linear(sizes[-1], PIXELS), nn.Tanh()]
     return nn.Sequential(*layers)
 
 
 def discriminator_net(c: GANConfig) -> nn.Sequential:
-    sizes = [784, *c.discriminator_hidden]
+    sizes = [PIXELS, *c.discriminator_hidden]
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers += [nn.Linear(n_in, n_out), nn.LeakyReLU(0.2)]
@@ -89,7 +118,9 @@ class GAN(GenerativeModel):
     """The seed's GAN: MLP generator 100-128-256-512-1024-784 and discriminator 784-512-256-1."""
 
     name = "gan"
+    label = "GAN"
     Config = GANConfig
+    objective = "min_G max_D V(D, G)"
     monitor = "fid"  # picks best.pt when the engine measures sample quality
     train_defaults = {"lr": 2e-4, "epochs": 200, "batch_size": 128, "quality_every": 5}
 
@@ -118,7 +149,7 @@ class GAN(GenerativeModel):
         return self._d(x * 2.0 - 1.0)
 
     def _d(self, x_symmetric: torch.Tensor) -> torch.Tensor:
-        return self.discriminator(x_symmetric.reshape(x_symmetric.shape[0], 784)).squeeze(1)
+        return self.discriminator(x_symmetric.reshape(x_symmetric.shape[0], PIXELS)).squeeze(1)
 
     def _g(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z)
@@ -141,10 +172,13 @@ class GAN(GenerativeModel):
             targets = (torch.rand(n, device=device) < self.config.label_flip).float()
         return targets
 
+    @classmethod
+    def objective_text(cls, model_config: dict) -> str:
+        loss = str(model_config.get("generator_loss", "non_saturating")).replace("_", "-")
+        return f"{cls.objective}, {loss} G"
+
     def _generator_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
-        if self.config.generator_loss == "non_saturating":
-            return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))  # -log D(G(z))
-        return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))  # log(1 - D(G(z)))
+        return generator_loss(fake_logits, self.config.generator_loss)
 
     def loss(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """Both players' losses on a batch in [-1, 1], without updating anything.
@@ -154,8 +188,7 @@ class GAN(GenerativeModel):
         """
         z = torch.randn(batch.shape[0], self.latent_dim, device=batch.device)
         real, fake = self._d(batch), self._d(self._g(z))
-        d_loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + \
-            F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+        d_loss = discriminator_loss(real, fake)
         g_loss = self._generator_loss(fake)
         return {"loss": d_loss + g_loss, "d_loss": d_loss, "g_loss": g_loss,
                 "d_real": torch.sigmoid(real).mean(), "d_fake": torch.sigmoid(fake).mean()}
@@ -189,8 +222,7 @@ class GAN(GenerativeModel):
         fake = self._g(z)
         d_opt.zero_grad(set_to_none=True)
         real_logits, fake_logits = self._d(batch), self._d(fake.detach())
-        d_loss = F.binary_cross_entropy_with_logits(real_logits, self._real_targets(n, device)) + \
-            F.binary_cross_entropy_with_logits(fake_logits, self._fake_targets(n, device))
+        d_loss = discriminator_loss(real_logits, fake_logits, self._real_targets(n, device), self._fake_targets(n, device))
         d_loss.backward()
         d_opt.step()
 
@@ -272,8 +304,7 @@ class GAN(GenerativeModel):
         generator = torch.Generator(device=images.device).manual_seed(0)
         z = torch.randn(len(images), self.latent_dim, generator=generator, device=images.device)
         real, fake = self._d(data.to_symmetric(images)), self._d(self._g(z))
-        d_loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + \
-            F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+        d_loss = discriminator_loss(real, fake)
         return {"d_loss": d_loss.item(), "g_loss": self._generator_loss(fake).item(),
                 "d_real": torch.sigmoid(real).mean().item(), "d_fake": torch.sigmoid(fake).mean().item()}
 

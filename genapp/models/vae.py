@@ -9,6 +9,7 @@ binarization of the validation and test sets. All quantities are in nats per ima
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -16,16 +17,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from genapp import data
-from genapp.config import check
-from genapp.models.base import GenerativeModel
+from genapp.config import check, setting
+from genapp.data import PIXELS
+from genapp.models.base import GenerativeModel, Likelihood, Progress, no_progress
 
 LOG_2PI = math.log(2 * math.pi)
+LIKELIHOOD_ROWS = 16384  # decoder rows alive at once in log_likelihood (about 100 MB)
+IWAE_KEY = re.compile(r"^test_iwae_nll_k(\d+)_nats$")
 
 
 @dataclass
 class VAEConfig:
-    latent_dim: int = 20
-    hidden: tuple[int, ...] = (500, 250)
+    latent_dim: int = setting(20, "Latent dimensions")
+    hidden: tuple[int, ...] = setting((500, 250), "Hidden layer sizes", "From the image inwards; the decoder mirrors them.")
 
     def __post_init__(self) -> None:
         check(1 <= self.latent_dim <= 512, f"latent_dim must be in 1..512, got {self.latent_dim}")
@@ -46,15 +50,18 @@ class VAE(GenerativeModel):
     """The seed's VAE: MLP encoder 784-500-250 and mirror decoder, Bernoulli likelihood."""
 
     name = "vae"
+    label = "VAE"
     Config = VAEConfig
+    objective = "max ELBO = E_q log p(x|z) − KL(q ‖ p)"
+    likelihood_data = "binarized (fixed draw)"
 
     def __init__(self, config: VAEConfig | None = None) -> None:
         super().__init__(config or VAEConfig())
         d, hidden = self.config.latent_dim, list(self.config.hidden)
-        self.encoder = mlp([784, *hidden])
+        self.encoder = mlp([PIXELS, *hidden])
         self.mean = nn.Linear(hidden[-1], d)
         self.logvar = nn.Linear(hidden[-1], d)
-        self.decoder = nn.Sequential(*mlp([d, *hidden[::-1]]), nn.Linear(hidden[0], 784))
+        self.decoder = nn.Sequential(*mlp([d, *hidden[::-1]]), nn.Linear(hidden[0], PIXELS))
 
     @property
     def latent_dim(self) -> int:
@@ -64,7 +71,7 @@ class VAE(GenerativeModel):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x float [n,1,28,28] in [0,1] -> (mean, log-variance), each [n, latent_dim]."""
-        h = self.encoder(x.reshape(x.shape[0], 784))
+        h = self.encoder(x.reshape(x.shape[0], PIXELS))
         return self.mean(h), self.logvar(h)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -107,12 +114,17 @@ class VAE(GenerativeModel):
         return -(recon + kl)
 
     @torch.no_grad()
+    def mean_neg_elbo(self, x: torch.Tensor, generator: torch.Generator | None = None) -> float:
+        """Mean negative one-sample ELBO in nats of binary images ``x`` [n,1,28,28]."""
+        return -torch.cat([self.elbo(chunk, generator) for chunk in x.split(2048)]).mean().item()
+
+    @torch.no_grad()
     def log_likelihood(
         self,
         x: torch.Tensor,
         k: int = 1000,
         generator: torch.Generator | None = None,
-        max_rows: int = 16384,
+        max_rows: int = LIKELIHOOD_ROWS,
     ) -> torch.Tensor:
         """Importance-weighted estimate of log p(x) with k samples from q(z|x), [n], in nats.
 
@@ -128,21 +140,57 @@ class VAE(GenerativeModel):
             n = x_chunk.shape[0]
             mu, logvar = self.encode(x_chunk)
             std = torch.exp(0.5 * logvar)
-            flat = x_chunk.reshape(1, n, 784)
+            flat = x_chunk.reshape(1, n, PIXELS)
             log_w = []
             for start in range(0, k, samples_per_chunk):
                 s = min(samples_per_chunk, k - start)
                 eps = torch.randn((s, n, mu.shape[1]), generator=generator, device=mu.device)
                 z = mu + std * eps  # [s, n, d]
-                logits = self.decoder(z.reshape(s * n, -1)).view(s, n, 784)
+                logits = self.decoder(z.reshape(s * n, -1)).view(s, n, PIXELS)
                 log_px_z = -F.binary_cross_entropy_with_logits(
-                    logits, flat.expand(s, n, 784), reduction="none"
+                    logits, flat.expand(s, n, PIXELS), reduction="none"
                 ).sum(-1)
                 log_pz = -0.5 * (z.square() + LOG_2PI).sum(-1)
                 log_qz = -0.5 * (eps.square() + LOG_2PI + logvar).sum(-1)
                 log_w.append(log_px_z + log_pz - log_qz)
             out.append(torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k))
         return torch.cat(out)
+
+    @torch.no_grad()
+    def test_figures(self, images: torch.Tensor, *, k: int = 1000, draws: int = 4, seed: int = 0,
+                     progress: Progress = no_progress) -> dict:
+        """Negative ELBO (one z per image) and the IWAE bound with ``k`` samples, per-image means
+        in nats, on the fixed binarization of uint8 ``images`` [n,1,28,28] (so that figures are
+        comparable across models and runs). ``draws`` is not used: the binarization is fixed.
+
+        Progress is reported every few hundred images, in parts that keep the random draws those
+        of one ``log_likelihood`` call over all the images: the figures do not depend on it.
+        """
+        x = data.fixed_binarization(images.to(self.device))
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        neg_elbo = self.mean_neg_elbo(x, generator)
+        progress(0.05, f"−ELBO of {len(x):,} test images")
+        rows = max(1, LIKELIHOOD_ROWS // k)  # log_likelihood's images per decoder batch
+        chunk = rows * max(1, 500 // rows)
+        nll = 0.0
+        for i, part in enumerate(x.split(chunk)):
+            nll -= self.log_likelihood(part, k=k, generator=generator).sum().item()
+            done = min((i + 1) * chunk, len(x))
+            progress(0.05 + 0.95 * done / len(x), f"IWAE bound (k={k}): {done:,} of {len(x):,} test images")
+        return {"test_neg_elbo_nats": neg_elbo, f"test_iwae_nll_k{k}_nats": nll / len(x)}
+
+    @classmethod
+    def likelihood(cls, figures: dict, logged: dict) -> Likelihood | None:
+        """The IWAE bound with the largest k measured, else the test −ELBO, else the validation
+        −ELBO: each an upper bound on −log p(x)."""
+        ks = sorted((int(m.group(1)), key) for key in figures if (m := IWAE_KEY.match(key)))
+        if ks:
+            return Likelihood(float(figures[ks[-1][1]]), f"IWAE bound, k={ks[-1][0]}", "test")
+        if "test_neg_elbo_nats" in figures:
+            return Likelihood(float(figures["test_neg_elbo_nats"]), "−ELBO bound", "test")
+        if "loss" in logged:
+            return Likelihood(float(logged["loss"]), "−ELBO bound", "validation")
+        return None
 
     @torch.no_grad()
     def validate(self, images: torch.Tensor) -> dict[str, float]:

@@ -26,13 +26,13 @@ import torch
 from PIL import Image
 
 from genapp.checkpoint import CheckpointError, load_model
-from genapp.evaluation.compare import ModelEntry, run_checkpoint
+from genapp.evaluation.catalog import ModelEntry
 from genapp.images import make_grid
 from genapp.models import GenerativeModel
 from genapp.models.gan import interpolate_latents
 from genapp.report.png_charts import Line, Reference, line_chart, picture_strip
-from genapp.training.history import MetricsHistory
-from genapp.training.runs import RunDir, RunError
+from genapp.runs import RunDir, RunError
+from genapp.runs.history import MetricsHistory
 
 SAMPLE_EPOCHS = 6  # sample grids per run when no epochs are chosen: evenly spread, first and last
 MANIFOLD_N = 20
@@ -230,7 +230,7 @@ def _add_run(archive: _Zip, run: RunDir, epochs: Sequence[int] | None,
         archive.add(f"{base}/figures/progress.png",
                     png(picture_strip(grids, f"{run.name}: the same noise through training", scale=1)),
                     f"the fixed-noise grids of epochs {', '.join(map(str, chosen))} side by side")
-    checkpoint = run_checkpoint(run)
+    checkpoint = run.checkpoint
     if checkpoint is None:
         notes.append(f"{run.name}: no checkpoint yet, so no pictures drawn from the model")
         return notes

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from genapp.axes import log_ticks
+
 COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
 GREY = (120, 120, 120)
 GRID = (228, 228, 228)
@@ -75,15 +77,6 @@ def nice_ticks(low: float, high: float, count: int = 6) -> list[float]:
             ticks.append(round(value, 12))
         value += step
     return ticks
-
-
-def log_ticks(low: float, high: float) -> list[float]:
-    """Ticks at 1, 2 and 5 times powers of ten within [low, high] (decades only when there are many)."""
-    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
-    decades = math.log10(high / low)
-    multiples = (1,) if decades > 4 else (1, 2, 5) if decades > 2 else (1, 1.5, 2, 3, 5, 7)
-    ticks = [m * 10.0**e for e in range(first, last + 1) for m in multiples if low <= m * 10.0**e <= high]
-    return ticks if len(ticks) >= 2 else [low, high]
 
 
 def tick_text(value: float) -> str:

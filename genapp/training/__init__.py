@@ -1,18 +1,6 @@
-"""The engine (loop, callbacks), the run directory, and (for the UI) the job launcher."""
-from __future__ import annotations
+"""Training, inside a job: the engine's loop (``engine``), the step as a CUDA graph (``graphs``),
+the job around it (``job``: lock, SIGTERM, run directory) and a console progress bar."""
+from genapp.training.engine import Callback, RunResult, Trainer
+from genapp.training.job import resume, train
 
-_EXPORTS = {
-    "Callback": "engine", "RunResult": "engine", "Trainer": "engine", "available_devices": "engine",
-    "resolve_device": "engine", "resume": "engine", "train": "engine",
-    "RunDir": "runs", "RunError": "runs", "list_runs": "runs",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    # Imported on first use: ``genapp.training.slots`` (the queue waiter) must not load torch.
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(f"genapp.training.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'genapp.training' has no attribute {name!r}")
+__all__ = ["Callback", "RunResult", "Trainer", "resume", "train"]

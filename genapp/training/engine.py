@@ -11,17 +11,15 @@ models) travels in the checkpoint, so a resumed run continues exactly where it s
 
 On a CUDA device the step is captured once as a CUDA graph and replayed (``cuda_graph``, on by
 default; ``genapp/training/graphs.py``); the status says so with ``cuda_graph: true``.
+
+What surrounds a run as a process (its lock, SIGTERM meaning "stop", creating or resuming the
+run directory) is in ``genapp/training/job.py``: start runs with ``train()`` or ``resume()``.
 """
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import os
-import platform
-import signal
 import sys
-import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -29,14 +27,15 @@ from pathlib import Path
 
 import torch
 
-from genapp.checkpoint import atomic_write, model_from_checkpoint, read_checkpoint, save_checkpoint
-from genapp.config import RunConfig, lr_factor
+from genapp.checkpoint import model_from_checkpoint, save_checkpoint
+from genapp.config import lr_factor
 from genapp.data import load_mnist
+from genapp.devices import device_name, resolve_device
 from genapp.images import make_grid, save_png
-from genapp.models import get_family
-from genapp.training import slots
+from genapp.models import RunConfig, get_family
+from genapp.runs import RunDir, StorageError, storage_message
+from genapp.runs.locks import process_start
 from genapp.training.graphs import GraphedStep, plain_optimizer_state, set_lr
-from genapp.training.runs import RunDir, RunError, StorageError, new_run_name, storage_message
 
 SAMPLE_SEED_OFFSET = 7919  # fixed noise for the per-epoch sample grids
 
@@ -45,51 +44,6 @@ class Diverged(RuntimeError):
     def __init__(self, step: int, name: str, value: float) -> None:
         super().__init__(f"{name} became {value} at step {step}")
         self.step = step
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then MPS, then the CPU; an explicit device must exist."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("device cuda requested, but this machine has no CUDA device")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise RuntimeError(f"device {name} requested, but only {torch.cuda.device_count()} CUDA device(s) exist")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise RuntimeError("device mps requested, but MPS is not available here")
-    return device
-
-
-def device_name(device: torch.device) -> str:
-    """A human description of the hardware behind ``device`` (GPU or CPU model)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "mps":
-        return "Apple GPU (MPS)"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        model = ""
-    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-
-
-def available_devices() -> list[tuple[str, str]]:
-    """(device id, description) for every device this machine can train on."""
-    devices = [("cpu", f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)")]
-    if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            p = torch.cuda.get_device_properties(i)
-            devices.append((f"cuda:{i}", f"{p.name}, {p.total_memory / 2**30:.0f} GiB"))
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        devices.append(("mps", "Apple GPU (MPS)"))
-    return devices
 
 
 class Callback:
@@ -118,8 +72,8 @@ class Trainer:
         self.device = resolve_device(tc.device)
         self.device_name = device_name(self.device)
         self.quality_error: str | None = None
-        self.stop_requested = False
-        self.pid_start = slots.process_start(os.getpid())  # with the pid: this process, not a reused pid
+        self.stop_requested = False  # set by the job's SIGTERM handler (genapp.training.job)
+        self.pid_start = process_start(os.getpid())  # with the pid: this process, not a reused pid
 
         torch.manual_seed(tc.seed)
         mnist = load_mnist(tc.data_dir or None)
@@ -257,7 +211,6 @@ class Trainer:
 
     def fit(self) -> RunResult:
         tc = self.config.train
-        previous_handler = _install_sigterm(self)
         try:
             self._status("running", force=True)
             for cb in self.callbacks:
@@ -283,8 +236,6 @@ class Trainer:
             self._finish_if_possible("failed", error=f"{type(e).__name__}: {e}",
                                      traceback=traceback.format_exc(limit=8))
             raise
-        finally:
-            _restore_sigterm(previous_handler)
 
     def _train_epoch(self) -> bool:
         """One epoch, from ``batch_in_epoch`` on. Returns True if a stop was requested."""
@@ -379,112 +330,3 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_end(self, state)
         return RunResult(self.run, state, self.step, self.last_metrics)
-
-
-# A SIGTERM that arrives before the trainer exists (while data loads or the step compiles):
-# ``catch_sigterm_early`` records it here, and the trainer stops as soon as its loop begins.
-_early_stop = threading.Event()
-
-
-def catch_sigterm_early() -> None:
-    """For a training process: from now on SIGTERM means "stop cleanly", even during start-up."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: _early_stop.set())
-
-
-def _install_sigterm(trainer: Trainer):
-    """SIGTERM asks the loop to stop after the current step (checkpoint, status ``stopped``)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    if _early_stop.is_set():
-        trainer.stop_requested = True
-
-    def handler(signum, frame):
-        trainer.stop_requested = True
-
-    return signal.signal(signal.SIGTERM, handler)
-
-
-def _restore_sigterm(previous) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _run_lock(run: RunDir):
-    """Hold the run's lock while training it: one writer per run, and a lock the kernel drops
-    when this process dies, however it dies (which is how the explorer tells a killed job)."""
-    try:
-        fd = slots.lock_run(run.path.parent, run.name)
-    except OSError as e:
-        raise StorageError(storage_message(e)) from e
-    if fd is None:
-        raise RunError(f"run {run.name} is being trained by another process: stop it first, or wait for it to end")
-    slots.release_ticket(run.path.parent, run.name)  # started from the queue: the lock tells from now on
-    try:
-        yield
-    finally:
-        os.close(fd)
-
-
-def train(config: RunConfig, runs_dir: str | Path = "runs", run_name: str | None = None, callbacks=()) -> RunResult:
-    """Start a new run in ``runs_dir/run_name`` and train it to the end (or a stop)."""
-    run = RunDir.open(runs_dir, run_name or new_run_name(config.family))
-    with _run_lock(run):
-        if not run.is_blank():  # a job killed before it saved anything leaves a blank folder: reuse it
-            raise RunError(f"run {run.name} already exists in {runs_dir}; resume it or choose another name")
-        try:
-            run.remove_partial_writes()
-            run.create(config.to_dict())
-            run.write_status("queued", pid=os.getpid(), pid_start=slots.process_start(os.getpid()))
-        except OSError as e:
-            raise StorageError(storage_message(e)) from e
-        return _fit(config, run, callbacks)
-
-
-def _fit(config: RunConfig, run: RunDir, callbacks, checkpoint: dict | None = None) -> RunResult:
-    """Build the trainer (a failure there, e.g. no data, still ends the run as failed) and train."""
-    try:
-        trainer = Trainer(config, run, callbacks, checkpoint)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            run.write_status("failed", error=f"{type(e).__name__}: {e}")
-        raise
-    return trainer.fit()
-
-
-def resume(runs_dir: str | Path, run_name: str, callbacks=(), epochs: int | None = None) -> RunResult:
-    """Continue a run from its ``last.pt``, with the same config (``epochs`` may be raised)."""
-    run = RunDir.open(runs_dir, run_name)
-    if not run.exists():
-        raise RunError(f"no run {run_name!r} in {runs_dir}")
-    with _run_lock(run):
-        config = RunConfig.from_dict(run.read_config())
-        try:
-            run.remove_partial_writes()  # of a job killed mid-write; ours to clean now we hold the lock
-            if epochs is not None:
-                config.train.epochs = epochs
-                run.create(config.to_dict())
-            if run.last_checkpoint.is_file():
-                checkpoint = read_checkpoint(run.last_checkpoint, config.family)
-                # Anything logged after the checkpoint will be logged again: drop it, keep one history.
-                _truncate_metrics(run, checkpoint["step"])
-            else:
-                checkpoint = None
-                _truncate_metrics(run, 0)
-        except OSError as e:
-            raise StorageError(storage_message(e)) from e
-        return _fit(config, run, callbacks, checkpoint)
-
-
-def _truncate_metrics(run: RunDir, step: int) -> None:
-    """Keep metric records up to the checkpoint: train steps < step, validation at steps <= step.
-
-    Rewritten whenever the file exists, even if no record is dropped: a job killed mid-write
-    leaves a partial last line, which the resumed job's first append would otherwise extend.
-    """
-    if not run.metrics_path.exists():
-        return
-    records, _ = run.read_metrics()
-    kept = [r for r in records if r["step"] < step or (r["split"] != "train" and r["step"] <= step)]
-    text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept)
-    atomic_write(run.metrics_path, lambda f: f.write(text.encode()))

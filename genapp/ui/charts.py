@@ -1,4 +1,7 @@
-"""Plotly figures for the explorer. Pure functions of plain data: no streamlit, no torch.
+"""Plotly building blocks and the charts every tab shares: a figure's frame, reference lines,
+smoothing, and the training curves of one run or several. Pure functions of plain data: no
+streamlit, no torch. Each family's and tab's own charts are in ``<family>_charts.py`` /
+``<tab>_charts.py`` beside this module.
 
 Every figure that is redrawn while the user looks at it takes a ``uirevision``: plotly keeps
 the user's zoom, pan and hidden legend entries for as long as that value stays the same.
@@ -12,6 +15,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
+
+from genapp.axes import log_ticks
 
 MAX_POINTS = 2000  # per trace; a 300-epoch run logs over 100k steps
 WARMUP_MIN_STEPS = 200  # longer curves get a y axis fitted to what follows their first steps
@@ -48,6 +53,18 @@ def merged(base: dict, update: dict) -> dict:
     return out
 
 
+def figure(data: list, settings: dict, *, title: str, x: str, y: str, uirevision: str, height: int,
+            margin_top: int | None = None) -> go.Figure:
+    """A figure built in one go: its traces, layout ``settings`` laid under ``layout``'s frame, and
+    the top margin last. Adding annotations and lines one at a time costs plotly tens of
+    milliseconds each; a figure made whole costs a few."""
+    fig = layout(go.Figure(data=data, layout=settings), title=title, x=x, y=y, uirevision=uirevision,
+                 height=height, hovermode="closest")
+    if margin_top is not None:
+        fig.layout.margin.t = margin_top
+    return fig
+
+
 def rule(fig: go.Figure, *, y: float | None = None, x: float | None = None, line: dict, text: str | None = None,
          position: str = "top right", font: dict | None = None) -> go.Figure:
     """A line across the plot at ``y`` (or ``x``), labelled with ``text`` at ``position``.
@@ -70,6 +87,20 @@ def rule(fig: go.Figure, *, y: float | None = None, x: float | None = None, line
                  dict(y=at, yref="y", x=1 if right else 0, xref="x domain", xanchor="right" if right else "left",
                       yanchor="bottom" if top else "top"))
         fig.add_annotation(text=text, showarrow=False, font=font or dict(size=11, color="grey"), **where)
+    return fig
+
+
+def with_reference_lines(fig: go.Figure, lines: Sequence[tuple[float, str]]) -> go.Figure:
+    """Dashed horizontal lines (value, label) on a figure; the y range grows to show them all."""
+    log = fig.layout.yaxis.type == "log"
+    for i, (value, label) in enumerate(lines):
+        rule(fig, y=value, line=dict(dash="dash", color=PALETTE[(i + 3) % len(PALETTE)], width=1),
+                    text=label, position="top right")
+    if fig.layout.yaxis.range is not None:  # charts fits the axis to the curve; widen it to the references
+        ys = [math.log10(v) if log else v for v, _ in lines]
+        low, high = fig.layout.yaxis.range
+        span = abs(high - low)
+        fig.update_yaxes(range=[min(low, *ys) - 0.02 * span, max(high, *ys) + 0.05 * span])
     return fig
 
 
@@ -108,8 +139,7 @@ def _log_if_positive(fig: go.Figure, *arrays: np.ndarray) -> bool:
         fig.update_yaxes(type="log")
         low, high = float(values.min()), float(values.max())
         if high / low >= 10:  # over a decade plotly labels 20 as "2": name the ticks in full
-            ticks = [m * 10.0**e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
-                     for m in (1, 2, 3, 5) if low <= m * 10.0**e <= high]
+            ticks = log_ticks(low, high)
             fig.update_yaxes(tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
     return log
 
@@ -190,52 +220,3 @@ def _steps_per_epoch(valid: Columns) -> float | None:
     if len(steps) and len(epochs) and epochs[0]:
         return float(steps[0]) / float(epochs[0])
     return None
-
-
-def latent_scatter(points: np.ndarray, labels: np.ndarray, indices: np.ndarray, axis_titles: tuple[str, str],
-                   selected: int | None = None, uirevision: str = "latent") -> go.Figure:
-    """Encoded images as points coloured by digit; each point carries its image index.
-
-    points float [n, 2]; labels int [n] in 0..9; indices int [n] (``customdata``, so a click
-    tells which image it was); ``selected`` is an image index to ring, if it is among them.
-    """
-    fig = go.Figure()
-    for digit in range(10):
-        mask = labels == digit
-        fig.add_scattergl(
-            x=points[mask, 0], y=points[mask, 1], mode="markers", name=str(digit), customdata=indices[mask],
-            marker=dict(size=5, color=DIGIT_COLORS[digit], opacity=0.75),
-            hovertemplate=f"digit {digit}<br>image %{{customdata}}<extra></extra>",
-        )
-    if selected is not None and np.any(indices == selected):
-        (row,) = np.flatnonzero(indices == selected)[:1]
-        fig.add_scatter(x=[points[row, 0]], y=[points[row, 1]], mode="markers", name="selected", hoverinfo="skip", showlegend=False,
-                        marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(width=3, color="black")))
-    layout(fig, title="Test images by digit (click a point)", x=axis_titles[0], y=axis_titles[1],
-            uirevision=uirevision, height=460, hovermode="closest")
-    fig.update_layout(clickmode="event+select", margin_t=40,
-                      legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top", title_text="digit"))
-    return fig
-
-
-def elbo_history(valid: Columns, uirevision: str = "elbo") -> go.Figure:
-    """The validation negative ELBO per epoch as stacked reconstruction and KL terms (nats)."""
-    fig = go.Figure()
-    for name, color in (("recon", PALETTE[0]), ("kl", PALETTE[1])):
-        epochs, values = series(valid, name, x="epoch")
-        label = "reconstruction −log p(x|z)" if name == "recon" else "KL(q(z|x) ‖ p(z))"
-        fig.add_scatter(x=epochs, y=values, name=label, mode="lines", stackgroup="elbo", line=dict(color=color))
-    return layout(fig, title="−ELBO = reconstruction + KL (validation)", x="epoch", y="nats per image",
-                   uirevision=uirevision)
-
-
-def kl_per_dimension(kl: np.ndarray, active: np.ndarray) -> go.Figure:
-    """Bar per latent dimension: mean KL in nats (kl float [d]), active units in colour (active bool [d])."""
-    dims = np.arange(1, len(kl) + 1)
-    colors = [PALETTE[0] if a else "lightgrey" for a in active]
-    fig = go.Figure(go.Bar(x=dims, y=kl, marker_color=colors,
-                           hovertemplate="z%{x}: %{y:.2f} nats<extra></extra>"))
-    layout(fig, title=f"KL of each latent dimension: {int(active.sum())} of {len(kl)} active",
-            x="latent dimension", y="nats per image", hovermode="closest")
-    fig.update_xaxes(tickmode="linear" if len(kl) <= 32 else "auto")
-    return fig

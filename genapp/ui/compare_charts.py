@@ -1,4 +1,4 @@
-"""Plotly bar charts of the Compare tab, from ``genapp.evaluation.compare.comparison_rows``.
+"""Plotly bar charts of the Compare tab, from ``genapp.evaluation.catalog.comparison_rows``.
 Pure functions of plain rows: no streamlit, no torch."""
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from genapp.axes import log_ticks
 from genapp.ui.charts import PALETTE
 
 FAMILY_COLORS = {"VAE": PALETTE[0], "GAN": PALETTE[1], "Flow": PALETTE[2]}
@@ -53,13 +54,6 @@ def likelihood_bars(rows: list[dict]) -> go.Figure:
     return _frame(fig, "Negative log-likelihood in bits per dimension", height=420)
 
 
-def log_ticks(values: list[float]) -> list[float]:
-    """1, 2 and 5 times powers of ten spanning ``values`` (positive), for a log axis named in full."""
-    low, high = min(values), max(values)
-    return [m * 10.0**e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
-            for m in (1, 2, 5) if low / 2 <= m * 10.0**e <= high * 2]
-
-
 def quality_bars(rows: list[dict]) -> go.Figure:
     """FID (log axis, with the real-data floor), Inception Score (with the real test set's) and
     label KL of every row the classifier scored."""
@@ -79,7 +73,7 @@ def quality_bars(rows: list[dict]) -> go.Figure:
     fids = [r["fid"] for r in scored if r["fid"] and r["fid"] > 0] + ([floor] if floor else [])
     fig.update_yaxes(type="log", row=1, col=1)
     if fids:
-        ticks = log_ticks(fids)
+        ticks = log_ticks(min(fids) / 1.6, max(fids) * 1.6)
         fig.update_yaxes(tickvals=ticks, ticktext=[f"{t:g}" for t in ticks], row=1, col=1,
                          range=[math.log10(min(fids) / 1.6), math.log10(max(fids) * 1.6)])
     fig.update_yaxes(range=[0, 10.9], row=1, col=2)

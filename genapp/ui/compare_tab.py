@@ -5,7 +5,8 @@ set at export) and the runs the user adds (what each run logged, until "Measure"
 the test set); sampling speed is timed live, once per checkpoint. Under it, a bar chart of the
 likelihoods (one panel per kind of data) and one of the classifier scores, then a zip of
 figures, metrics and configurations for download. The table logic lives in
-``genapp.evaluation.compare`` and the zip in ``genapp.report``; this module only draws.
+``genapp.evaluation.catalog`` (its presentation in ``genapp.ui.compare_table``), the measuring in
+``genapp.evaluation.evaluate`` and the zip in ``genapp.report``; this module only draws.
 """
 from __future__ import annotations
 
@@ -16,14 +17,13 @@ import streamlit as st
 import torch
 
 from genapp.checkpoint import CheckpointError
-from genapp.evaluation import compare
-from genapp.evaluation.compare import ModelEntry
+from genapp.evaluation import catalog, evaluate
+from genapp.evaluation.catalog import ModelEntry
 from genapp.models import FAMILIES
 from genapp.report import build_report
-from genapp.training.runs import RunDir, list_runs
-from genapp.ui import compare_charts
+from genapp.runs import RunDir, list_runs
+from genapp.ui import compare_charts, compare_table
 from genapp.ui.resources import Settings, model_from_file, test_split
-from genapp.ui.sources import family_of
 
 STATE_KEYS = ["compare-runs", "compare-k", "compare-samples", "compare-report-pretrained", "compare-report-epochs"]
 SPEED_BATCH = 256
@@ -58,7 +58,7 @@ def measured_figures() -> dict[str, dict]:
 @st.cache_data(max_entries=64, show_spinner=False)
 def sampling_speed_of(path: str, modified: float, family: str) -> float:
     """Images per second of one checkpoint's ``sample``, timed once per file version."""
-    return compare.sampling_speed(model_from_file(path, modified, family), n=SPEED_BATCH)
+    return catalog.sampling_speed(model_from_file(path, modified, family), n=SPEED_BATCH)
 
 
 def _checkpoint_key(entry: ModelEntry) -> str:
@@ -74,9 +74,9 @@ def _with_measured(entry: ModelEntry) -> ModelEntry:
 
 def gather(settings: Settings, run_names: list[str]) -> list[ModelEntry]:
     """The pretrained checkpoints, then the chosen runs, each with anything measured here."""
-    entries = compare.pretrained_entries(settings.checkpoints_dir)
+    entries = catalog.pretrained_entries(settings.checkpoints_dir)
     for name in run_names:
-        entry = compare.run_entry(RunDir(settings.runs_dir / name))
+        entry = catalog.run_entry(RunDir(settings.runs_dir / name))
         if entry is not None:
             entries.append(entry)
     return [_with_measured(e) for e in entries]
@@ -99,14 +99,14 @@ def _runs_with_checkpoints(settings: Settings) -> dict[str, str]:
     """{run name: family} of every run that has a checkpoint to compare."""
     out = {}
     for run in list_runs(settings.runs_dir):
-        family = family_of(run)
-        if family in FAMILIES and compare.run_checkpoint(run) is not None:
+        family = run.family
+        if family in FAMILIES and run.checkpoint is not None:
             out[run.name] = family
     return out
 
 
 def _table(rows: list[dict]) -> None:
-    frame = compare.display_table(rows)
+    frame = compare_table.display_table(rows)
     st.table(frame)
     threads = torch.get_num_threads()
     st.caption(
@@ -149,7 +149,7 @@ def _measure_section(entries: list[ModelEntry]) -> None:
 
             try:
                 model = model_from_file(str(entry.checkpoint), entry.checkpoint.stat().st_mtime, entry.family)
-                figures = compare.measure(model, images, k=int(k), quality_samples=int(samples), progress=report)
+                figures = evaluate(model, images, k=int(k), draws=1, quality_samples=int(samples), progress=report)
             except (CheckpointError, OSError, RuntimeError) as e:
                 st.error(f"{entry.label}: not measured ({e})")
                 continue
@@ -217,7 +217,7 @@ def render(settings: Settings) -> None:
                 "add runs above.")
         return
     with st.spinner("Timing each model's sampling…"):
-        rows = compare.comparison_rows(entries, speeds(entries))
+        rows = catalog.comparison_rows(entries, speeds(entries))
     _table(rows)
     _measure_section(entries)
     _charts(rows)

@@ -20,7 +20,7 @@ import torch
 from genapp import data
 from genapp.evaluation import digit as digits
 from genapp.evaluation.latent import encode_images
-from genapp.ui import flow_tab, gan_tab, pictures, sources, teach_charts, vae_tab
+from genapp.ui import digit_charts, flow_tab, gan_tab, pictures, sources, vae_tab
 from genapp.ui.resources import Settings, test_split
 
 DRAW, PICK = "Draw a digit", "Pick a test image"
@@ -180,7 +180,7 @@ def typicality(percent: float) -> str:
 
 def show_vae(settings: Settings, digit: torch.Tensor, key: str) -> None:
     st.markdown("#### VAE")
-    chosen = sources.choose_model(settings, "vae", vae_tab.PRETRAINED, prefix="digit-vae", kind="VAE")
+    chosen = sources.choose_model(settings, "vae", vae_tab.PRETRAINED, prefix="digit-vae")
     if chosen is None:
         return
     model, model_key, _ = chosen
@@ -191,7 +191,7 @@ def show_vae(settings: Settings, digit: torch.Tensor, key: str) -> None:
     frame = st.radio("Frame", [WHOLE, CLOSE_UP], key="digit-vae-frame", horizontal=True, label_visibility="collapsed",
                      help="The one-σ ellipse is often tiny beside the spread of the test images: the close-up "
                           "frames it.")
-    fig = teach_charts.posterior_on_latents(
+    fig = digit_charts.posterior_on_latents(
         projection.points(backdrop.means), backdrop.labels, projection.points(view.mean[None])[0],
         digits.sigma_ellipse(view, projection), backdrop.axes, close_up=frame == CLOSE_UP, uirevision=model_key)
     st.plotly_chart(fig, key="digit-vae-latent", config={"displaylogo": False})
@@ -213,7 +213,7 @@ def show_vae(settings: Settings, digit: torch.Tensor, key: str) -> None:
 
 def show_flow(settings: Settings, digit: torch.Tensor, key: str) -> None:
     st.markdown("#### Flow")
-    chosen = sources.choose_model(settings, "flow", flow_tab.PRETRAINED, prefix="digit-flow", kind="flow")
+    chosen = sources.choose_model(settings, "flow", flow_tab.PRETRAINED, prefix="digit-flow")
     if chosen is None:
         return
     model, model_key, _ = chosen
@@ -226,7 +226,7 @@ def show_flow(settings: Settings, digit: torch.Tensor, key: str) -> None:
     right.metric("percentile", f"{percent:.0f}",
                  help=f"The share of the {len(distribution):,} test images measured that cost the flow as few "
                       "bits or fewer.")
-    st.plotly_chart(teach_charts.bits_per_dim_histogram(distribution, value, percent, uirevision=model_key),
+    st.plotly_chart(digit_charts.bits_per_dim_histogram(distribution, value, percent, uirevision=model_key),
                     key="digit-flow-bpd", config={"displaylogo": False})
     hidden = int((distribution > max(np.percentile(distribution, 99.0), value)).sum())
     measured = len(distribution)
@@ -241,7 +241,7 @@ def show_flow(settings: Settings, digit: torch.Tensor, key: str) -> None:
 
 def show_gan(settings: Settings, digit: torch.Tensor, key: str) -> None:
     st.markdown("#### GAN")
-    chosen = sources.choose_model(settings, "gan", gan_tab.PRETRAINED, prefix="digit-gan", kind="GAN")
+    chosen = sources.choose_model(settings, "gan", gan_tab.PRETRAINED, prefix="digit-gan")
     if chosen is None:
         return
     model, model_key, _ = chosen

@@ -15,8 +15,10 @@ import streamlit as st
 import torch
 
 from genapp import data
+from genapp.data import PIXELS
 from genapp.models import Flow
-from genapp.ui import charts, formulas, gan_charts, pictures, sources, training_panel
+from genapp.models.flow import LOG_256, bits_per_dim
+from genapp.ui import charts, family_tab, flow_charts, formulas, pictures, sources
 from genapp.ui.resources import Settings, test_split
 from genapp.ui.sources import Source
 
@@ -28,7 +30,6 @@ PRETRAINED = {"flow-mlp": "python -m train flow --preset mlp --run-name flow-mlp
               "flow-conv": "python -m train flow --preset conv --blocks 2 --batch-size 256 --lr-schedule cosine "
                            "--epochs 37 --device cuda --run-name flow-conv && "
                            "python -m train export flow-conv --name flow-conv --half"}
-D = 784  # dimensions of an image
 UNIFORM_BPD = 8.0  # a model that spreads its mass evenly over the 256 levels of every pixel
 TARGET_BPD = 1.85  # what the seed's flow reached on the test set
 SAMPLE_COUNT = 64
@@ -89,9 +90,7 @@ def bits_per_dim_parts(z: torch.Tensor, log_det: float) -> dict[str, float]:
     -784 ln 256 moves the density from (0,1)^784 to the 8-bit scale (each level is 1/256 wide).
     """
     log_pz = float(log_normal(z)[0])
-    scale = -D * math.log(256)
-    return {"log_pz": log_pz, "log_det": log_det, "scale": scale,
-            "bpd": -(log_pz + log_det + scale) / (D * math.log(2))}
+    return {"log_pz": log_pz, "log_det": log_det, "scale": -PIXELS * LOG_256, "bpd": bits_per_dim(log_pz + log_det)}
 
 
 # ----------------------------------------------------------------------------- sections
@@ -123,7 +122,7 @@ def training_section(source: Source, model_key: str) -> None:
                 "keep the run that made a pretrained checkpoint in the runs directory).")
         return
     fig = charts.training_curves(train, valid, "bpd", uirevision=model_key)
-    gan_charts.with_reference_lines(fig, [(UNIFORM_BPD, f"uniform noise: {UNIFORM_BPD:g}"),
+    charts.with_reference_lines(fig, [(UNIFORM_BPD, f"uniform noise: {UNIFORM_BPD:g}"),
                                           (TARGET_BPD, f"the seed's target: {TARGET_BPD:g}")])
     st.plotly_chart(fig, key="flow-bpd", config={"displaylogo": False})
     st.caption(f"Bits per dimension on the 8-bit scale (lower is better), from run {source.run.name}. "
@@ -210,14 +209,15 @@ def inside_section(model: Flow) -> None:
     table = layer_log_dets(forward)
     parts = bits_per_dim_parts(z.cpu(), float(table["total"].iloc[-1]))
     chart, numbers = st.columns([3, 2], gap="large")
-    chart.plotly_chart(gan_charts.log_det_bars(table["layer"], table["log_det"]), key="flow-log-dets",
+    chart.plotly_chart(flow_charts.log_det_bars(table["layer"], table["log_det"]), key="flow-log-dets",
                        config={"displaylogo": False})
     with numbers:
         st.dataframe(table.rename(columns={"log_det": "log|det J| (nats)", "total": "running total"}),
                      hide_index=True, key="flow-log-det-table")
         st.caption("log|det J| says how much a layer stretches volume around this image: stretching the data "
                    "into a space where N(0, I) is dense is how a flow gives it high likelihood.")
-    for line in formulas.change_of_variables(parts["log_pz"], list(table["layer"]), list(table["log_det"])):
+    for line in formulas.change_of_variables(parts["log_pz"], list(table["layer"]), list(table["log_det"]),
+                                             parts["bpd"]):
         st.latex(line)
     st.caption(f"The change of variables for {what}, in nats: log p_Z(f(x)) = log N(z; 0, I) of its latent plus "
                "each layer's log|det J|. The last line moves the density to the 8-bit scale (each of the 256 "
@@ -228,7 +228,7 @@ def inside_section(model: Flow) -> None:
 
 
 def explore(settings: Settings) -> None:
-    chosen = sources.choose_model(settings, FAMILY, PRETRAINED, prefix="flow", kind="flow")
+    chosen = sources.choose_model(settings, FAMILY, PRETRAINED, prefix="flow")
     if chosen is None:
         return
     model, model_key, source = chosen
@@ -244,8 +244,8 @@ def explore(settings: Settings) -> None:
 
 def render(settings: Settings) -> None:
     """Explore and Train sub-tabs; only the open one runs."""
-    training_panel.render_with_explorer(FAMILY, settings, explore)
+    family_tab.render_with_explorer(FAMILY, settings, explore)
 
 
 def state_keys() -> list[str]:
-    return [*STATE_KEYS, *training_panel.state_keys(FAMILY)]
+    return [*STATE_KEYS, *family_tab.state_keys(FAMILY)]

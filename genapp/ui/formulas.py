@@ -9,7 +9,6 @@ import math
 from collections.abc import Sequence
 
 LOG_4 = math.log(4.0)
-D = 784
 
 
 def _num(value: float, digits: int = 2) -> str:
@@ -56,13 +55,15 @@ def js_lower_bound(value: float) -> float:
     return (value + LOG_4) / 2
 
 
-def change_of_variables(log_pz: float, names: Sequence[str], log_dets: Sequence[float], max_terms: int = 8) -> list[str]:
+def change_of_variables(log_pz: float, names: Sequence[str], log_dets: Sequence[float], bpd: float,
+                        max_terms: int = 8) -> list[str]:
     """log p_X(x) = log p_Z(f(x)) + Σ_k log|det J_k|: the formula, the sum with one term per layer
     (the first and last few when there are more than ``max_terms``), the total, and bits per
     dimension on the 8-bit scale.
 
     ``names`` and ``log_dets`` are the layers' names and log|det J| (nats) for one image; a name
-    "3: coupling" is shown as its number, 3.
+    "3: coupling" is shown as its number, 3. ``bpd`` is the image's bits per dimension, as the flow
+    computes it from log p_X(x).
     """
     total = float(sum(log_dets))
     log_px = log_pz + total
@@ -72,7 +73,6 @@ def change_of_variables(log_pz: float, names: Sequence[str], log_dets: Sequence[
         terms = [*terms[:head], r" + \cdots", *terms[-(max_terms - head):]]
     sum_text = "".join(terms)
     sum_text = "-" + sum_text[3:] if sum_text.startswith(" - ") else sum_text[3:]  # no sign before the first term
-    bpd = -(log_px - D * math.log(256)) / (D * math.log(2))
     return [
         r"\log p_X(x) = \log p_Z\big(f(x)\big) + \sum_k \log\left|\det J_k\right|, \qquad "
         r"J_k = \frac{\partial h_k}{\partial h_{k-1}},\;\; h_0 = x,\;\; h_K = z = f(x)",

@@ -1,4 +1,5 @@
-"""Plotly figures for the GAN and flow tabs. Pure functions of plain data: no streamlit, no torch.
+"""Plotly figures of the GAN tab: the two players' losses and what the discriminator says. Pure
+functions of plain data: no streamlit, no torch.
 
 Built like ``charts``: a run's columns (``MetricsHistory.columns``) in, a figure out, with a
 ``uirevision`` so a redraw keeps the user's zoom.
@@ -6,7 +7,6 @@ Built like ``charts``: a run's columns (``MetricsHistory.columns``) in, a figure
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -58,29 +58,3 @@ def discriminator_outputs(train: Columns, uirevision: str = "gan-d") -> go.Figur
     fig.update_yaxes(range=[0, 1])
     return charts.layout(fig, title="What the discriminator says", x="step", y="mean probability 'real'",
                           uirevision=uirevision)
-
-
-def with_reference_lines(fig: go.Figure, lines: Sequence[tuple[float, str]]) -> go.Figure:
-    """Dashed horizontal lines (value, label) on a figure; the y range grows to show them all."""
-    log = fig.layout.yaxis.type == "log"
-    for i, (value, label) in enumerate(lines):
-        charts.rule(fig, y=value, line=dict(dash="dash", color=PALETTE[(i + 3) % len(PALETTE)], width=1),
-                    text=label, position="top right")
-    if fig.layout.yaxis.range is not None:  # charts fits the axis to the curve; widen it to the references
-        ys = [math.log10(v) if log else v for v, _ in lines]
-        low, high = fig.layout.yaxis.range
-        span = abs(high - low)
-        fig.update_yaxes(range=[min(low, *ys) - 0.02 * span, max(high, *ys) + 0.05 * span])
-    return fig
-
-
-def log_det_bars(names: Sequence[str], log_dets: Sequence[float], uirevision: str = "flow-log-dets") -> go.Figure:
-    """One bar per layer: its log|det J| in nats for one image, and the running total as a line."""
-    totals = np.cumsum(np.asarray(log_dets, dtype=float))
-    fig = go.Figure()
-    fig.add_bar(x=list(names), y=list(log_dets), name="log|det J| of the layer", marker_color=PALETTE[0],
-                hovertemplate="%{x}: %{y:.1f} nats<extra></extra>")
-    fig.add_scatter(x=list(names), y=totals, name="running total", mode="lines+markers",
-                    line=dict(color=PALETTE[1], width=2), hovertemplate="total after %{x}: %{y:.1f} nats<extra></extra>")
-    return charts.layout(fig, title="log|det J| of each layer (one image)", x="layer", y="nats",
-                          uirevision=uirevision, hovermode="closest")

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from genapp import data
 from genapp.models import GAN
 from genapp.models.gan import interpolate_latents
-from genapp.ui import formulas, gan_charts, pictures, sources, training_panel
+from genapp.ui import family_tab, formulas, gan_charts, pictures, sources
 from genapp.ui.resources import Settings, test_split
 from genapp.ui.sources import Source
 
@@ -251,7 +251,7 @@ def _show_quality(rows: list[tuple[str, str, str]]) -> None:
 
 
 def explore(settings: Settings) -> None:
-    chosen = sources.choose_model(settings, FAMILY, PRETRAINED, prefix="gan", kind="GAN")
+    chosen = sources.choose_model(settings, FAMILY, PRETRAINED, prefix="gan")
     if chosen is None:
         return
     model, model_key, source = chosen
@@ -268,8 +268,8 @@ def explore(settings: Settings) -> None:
 
 def render(settings: Settings) -> None:
     """Explore and Train sub-tabs; only the open one runs."""
-    training_panel.render_with_explorer(FAMILY, settings, explore)
+    family_tab.render_with_explorer(FAMILY, settings, explore)
 
 
 def state_keys() -> list[str]:
-    return [*STATE_KEYS, *training_panel.state_keys(FAMILY)]
+    return [*STATE_KEYS, *family_tab.state_keys(FAMILY)]

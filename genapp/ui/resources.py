@@ -1,7 +1,7 @@
 """What the explorer's tabs share: the sidebar settings and the server-wide cached resources.
 
 Everything heavy is created on first use and cached with ``st.cache_resource`` (one per server,
-shared by every browser tab): the job table, loaded models, the test images, metric histories.
+shared by every browser tab): the job backend, loaded models, the test images, metric histories.
 Importing this module does no work.
 """
 from __future__ import annotations
@@ -18,10 +18,10 @@ from genapp.checkpoint import load_model
 from genapp.data import Split, load_mnist
 from genapp.manifest import CHECKPOINTS_DIR
 from genapp.models import GenerativeModel
-from genapp.training.engine import available_devices
-from genapp.training.history import MetricsHistory
-from genapp.training.launcher import JobTable
-from genapp.training.runs import RunDir
+from genapp.devices import available_devices
+from genapp.jobs import JobBackend, backend
+from genapp.runs import RunDir
+from genapp.runs.history import MetricsHistory
 
 RUNS_DIR_ENV = "GENAPP_RUNS_DIR"  # default runs directory (else ./runs)
 CHECKPOINTS_DIR_ENV = "GENAPP_CHECKPOINTS_DIR"  # where the pretrained checkpoints are (else <repo>/checkpoints)
@@ -45,9 +45,9 @@ def checkpoints_dir() -> Path:
 
 
 @st.cache_resource
-def job_table() -> JobTable:
-    """The training processes this server started (reaped on every look)."""
-    return JobTable()
+def job_backend() -> JobBackend:
+    """What starts, stops and watches this server's training jobs (``GENAPP_JOB_BACKEND``)."""
+    return backend()
 
 
 @st.cache_resource

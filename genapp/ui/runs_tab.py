@@ -11,11 +11,11 @@ import streamlit as st
 
 from genapp.config import ConfigError, TrainConfig
 from genapp.models import get_family
-from genapp.training.launcher import LaunchError, RunState, delete_run, log_tail, run_state
-from genapp.training.slots import queue
-from genapp.training.runs import RunDir, RunError, list_runs
+from genapp.jobs import LaunchError, RunState
+from genapp.jobs.queue import queue
+from genapp.runs import RunDir, RunError, list_runs
 from genapp.ui import charts
-from genapp.ui.resources import Settings, job_table, metrics_history
+from genapp.ui.resources import Settings, job_backend, metrics_history
 
 POLL_SECONDS = 2.0
 STATE_KEYS = ["runs-compare", "runs-metric", "runs-detail"]
@@ -28,13 +28,6 @@ def _monitor(family: str) -> tuple[str, bool]:
     except ConfigError:
         return "loss", True
     return cls.monitor, cls.monitor_lower_is_better
-
-
-def _family(run: RunDir) -> str:
-    try:
-        return str(run.read_config().get("family", "?"))
-    except RunError:
-        return "?"
 
 
 def config_summary(config: dict) -> tuple[str, str]:
@@ -93,8 +86,8 @@ def _overlay(runs: list[RunDir]) -> None:
     """Pick runs; their validation and smoothed training curves on one chart."""
     names = [run.name for run in runs]
     if "runs-compare" not in st.session_state:  # first look: the newest runs of the newest run's family
-        family = _family(runs[0])
-        st.session_state["runs-compare"] = [run.name for run in runs if _family(run) == family][:3]
+        family = runs[0].family
+        st.session_state["runs-compare"] = [run.name for run in runs if run.family == family][:3]
     st.session_state["runs-compare"] = [n for n in st.session_state["runs-compare"] if n in names]
     chosen = st.multiselect("Overlay the curves of", names, key="runs-compare")
     histories = {}
@@ -106,7 +99,7 @@ def _overlay(runs: list[RunDir]) -> None:
         st.info("Choose runs that have finished at least one epoch to compare their curves.")
         return
     if st.session_state.get("runs-metric") not in metrics:  # the metric that picks best.pt, if logged
-        monitor, _ = _monitor(_family(runs[names.index(chosen[0])]))
+        monitor, _ = _monitor(runs[names.index(chosen[0])].family)
         st.session_state["runs-metric"] = monitor if monitor in metrics else metrics[0]
     metric = st.selectbox("Metric", metrics, key="runs-metric")
     st.plotly_chart(charts.overlay_curves(histories, metric), key="runs-overlay", config={"displaylogo": False})
@@ -129,7 +122,7 @@ def _details(runs: list[RunDir], states: dict[str, RunState], settings: Settings
     with status:
         st.caption("Status")
         st.json(json.loads(json.dumps(state.status, default=str)), expanded=1)
-        tail = log_tail(settings.runs_dir, name)
+        tail = job_backend().logs(run)
         if tail:
             with st.expander("End of the job's log (runs started here)"):
                 st.code(tail, language=None)
@@ -148,7 +141,7 @@ def _delete_controls(run: RunDir, state: RunState) -> None:
     if yes.button("Yes, delete it", key="runs-delete-confirm", type="primary"):
         st.session_state.pop("runs-delete-pending")
         try:
-            delete_run(run, job_table())
+            job_backend().delete(run)
             st.session_state["runs-message"] = f"Deleted run {run.name}."
         except (LaunchError, OSError) as e:
             st.session_state["runs-message"] = f"Not deleted: {e}"
@@ -165,19 +158,19 @@ def render(settings: Settings) -> None:
         st.success(message)
     elif message:
         st.error(message)
-    jobs = job_table()
-    jobs.reap()
+    backend = job_backend()
+    backend.reap()
     runs = list_runs(settings.runs_dir)
     if not runs:
         st.info(f"No runs in {settings.runs_dir} yet. Start one from a model's Train tab, or with "
                 f"`python -m train vae --runs-dir {settings.runs_dir}`.")
         return
-    polling = any(run_state(run, jobs).active for run in runs) or bool(queue(settings.runs_dir))
+    polling = any(backend.status(run).active for run in runs) or bool(queue(settings.runs_dir))
 
     @st.fragment(run_every=POLL_SECONDS if polling else None)
     def table_and_overlay() -> None:
         current = list_runs(settings.runs_dir)
-        states = {run.name: run_state(run, job_table()) for run in current}
+        states = {run.name: backend.status(run) for run in current}
         waiting = [t for t in queue(settings.runs_dir) if t.run not in states]
         if polling and not waiting and not any(s.active for s in states.values()):
             st.rerun()  # the last active run ended: stop polling
@@ -190,4 +183,4 @@ def render(settings: Settings) -> None:
     table_and_overlay()
     st.divider()
     st.subheader("Details")
-    _details(runs, {run.name: run_state(run, jobs) for run in runs}, settings)
+    _details(runs, {run.name: backend.status(run) for run in runs}, settings)

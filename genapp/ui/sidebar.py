@@ -6,9 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from genapp.training.launcher import activity
-from genapp.training.slots import MAX_JOBS_ENV, max_jobs
-from genapp.ui.resources import Settings, checkpoints_dir, default_runs_dir, devices
+from genapp.jobs.queue import MAX_JOBS_ENV, max_jobs
+from genapp.ui.resources import Settings, checkpoints_dir, default_runs_dir, devices, job_backend
 
 FIXED_RUNS_DIR_ENV = "GENAPP_FIXED_RUNS_DIR"  # "1": users cannot point the explorer at another folder
 
@@ -53,7 +52,7 @@ def render() -> Settings:
 
 def jobs_summary(runs_dir: Path) -> str:
     """"Training now: 2 jobs, 1 waiting (2 at a time, GENAPP_MAX_JOBS)"."""
-    training, waiting = activity(runs_dir)
+    training, waiting = job_backend().activity(runs_dir)
     try:
         limit = max_jobs()
         limit_text = f"{limit} at a time" if limit else "no limit"

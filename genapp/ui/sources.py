@@ -1,6 +1,6 @@
 """The model picker the family tabs share: pretrained checkpoints, any run's checkpoint, or an upload.
 
-``choose_model(settings, family, pretrained, prefix, kind)`` draws a selectbox (key ``<prefix>-source``)
+``choose_model(settings, family, pretrained, prefix)`` draws a selectbox (key ``<prefix>-source``)
 and, for an upload, a file uploader (key ``<prefix>-upload``); it returns the loaded model, a key
 that changes whenever the weights do (for caches), and the ``Source`` it came from. A pretrained
 name whose file is missing is listed with the command that makes it (the manifest's exact command
@@ -16,8 +16,8 @@ import streamlit as st
 
 from genapp.checkpoint import CheckpointError
 from genapp.manifest import read_manifest
-from genapp.models import GenerativeModel
-from genapp.training.runs import RunDir, RunError, list_runs
+from genapp.models import GenerativeModel, get_family
+from genapp.runs import RunDir, list_runs
 from genapp.ui.resources import Settings, metrics_history, model_from_file, model_from_upload
 
 UPLOAD = "Upload a checkpoint…"
@@ -53,17 +53,10 @@ def model_sources(settings: Settings, family: str, pretrained: dict[str, str]) -
         run = RunDir(settings.runs_dir / ((entry or {}).get("run") or name))
         sources.append(Source(f"Pretrained {name}", path, run if run.exists() else None, entry))
     for run in list_runs(settings.runs_dir):
-        checkpoint = next((p for p in (run.best_checkpoint, run.last_checkpoint) if p.is_file()), None)
-        if checkpoint is not None and family_of(run) == family:
+        checkpoint = run.checkpoint
+        if checkpoint is not None and run.family == family:
             sources.append(Source(f"Run {run.name} ({checkpoint.name})", checkpoint, run))
     return [*sources, Source(UPLOAD)], missing
-
-
-def family_of(run: RunDir) -> str | None:
-    try:
-        return run.read_config().get("family")
-    except RunError:
-        return None
 
 
 def show_missing(settings: Settings, missing: dict[str, str], nothing_else: bool) -> None:
@@ -76,12 +69,11 @@ def show_missing(settings: Settings, missing: dict[str, str], nothing_else: bool
         st.code("\n".join(missing.values()), language="bash")
 
 
-def choose_model(settings: Settings, family: str, pretrained: dict[str, str], prefix: str,
-                 kind: str) -> tuple[GenerativeModel, str, Source] | None:
+def choose_model(settings: Settings, family: str, pretrained: dict[str, str],
+                 prefix: str) -> tuple[GenerativeModel, str, Source] | None:
     """The model picker; returns (model, cache key, source) or None (with a message shown).
 
-    ``prefix`` names the widgets (``<prefix>-source``, ``<prefix>-upload``); ``kind`` is how the
-    upload prompt names the model ("GAN", "flow").
+    ``prefix`` names the widgets (``<prefix>-source``, ``<prefix>-upload``).
     """
     sources, missing = model_sources(settings, family, pretrained)
     labels = [s.label for s in sources]
@@ -98,7 +90,7 @@ def choose_model(settings: Settings, family: str, pretrained: dict[str, str], pr
             modified = source.path.stat().st_mtime
             model = model_from_file(str(source.path), modified, family)
             return model, f"{source.path}:{modified}", source
-        upload = st.file_uploader(f"A genapp {kind} checkpoint (.pt)", type=["pt"], key=f"{prefix}-upload")
+        upload = st.file_uploader(f"A genapp {get_family(family).label} checkpoint (.pt)", type=["pt"], key=f"{prefix}-upload")
         if upload is None:
             st.info("Upload a checkpoint saved by genapp (a run's checkpoints/best.pt, for example).")
             return None

@@ -19,7 +19,7 @@ from genapp import data
 from genapp.evaluation import monte_carlo
 from genapp.evaluation.latent import active_units, encode_images, kl_per_dimension, project_2d, reconstruct
 from genapp.models import VAE
-from genapp.ui import charts, formulas, pictures, sources, teach_charts, training_panel
+from genapp.ui import family_tab, formulas, pictures, sources, vae_charts
 from genapp.ui.resources import Settings, test_split
 from genapp.ui.sources import Source
 
@@ -159,7 +159,7 @@ def latent_section(model: VAE, model_key: str) -> None:
     picked = st.session_state.get("vae-picked")
     chart, detail = st.columns([3, 2], gap="large")
     with chart:
-        fig = charts.latent_scatter(analysis.points, analysis.labels, np.arange(len(analysis.points)),
+        fig = vae_charts.latent_scatter(analysis.points, analysis.labels, np.arange(len(analysis.points)),
                                     analysis.axes, selected=picked, uirevision=model_key)
         st.plotly_chart(fig, key="vae-latent", on_select=_remember_pick, selection_mode="points",
                         config={"displaylogo": False})
@@ -225,14 +225,14 @@ def elbo_section(model: VAE, model_key: str, source: Source) -> None:
     with history:
         valid = sources.run_columns(source, "valid")
         if len(valid.get("epoch", ())):
-            st.plotly_chart(charts.elbo_history(valid, uirevision=model_key), key="vae-elbo",
+            st.plotly_chart(vae_charts.elbo_history(valid, uirevision=model_key), key="vae-elbo",
                             config={"displaylogo": False})
             st.caption(f"From run {source.run.name}'s validation records.")
         else:
             st.info("No training history for this checkpoint: histories come from a run directory "
                     "(pick a run, or keep the run that made a pretrained checkpoint in the runs directory).")
     with units:
-        st.plotly_chart(charts.kl_per_dimension(analysis.kl, analysis.active), key="vae-kl-dims",
+        st.plotly_chart(vae_charts.kl_per_dimension(analysis.kl, analysis.active), key="vae-kl-dims",
                         config={"displaylogo": False})
         st.caption("Mean KL(q(z_j|x) ‖ N(0,1)) over the test images. A dimension is active when its posterior "
                    "mean varies over the images (variance > 0.01); the others the decoder ignores.")
@@ -259,7 +259,7 @@ def estimators_section(model: VAE, model_key: str) -> None:
     best = float(estimates.mean("importance")[-1])
     methods = monte_carlo.METHODS
     with chart:
-        fig = teach_charts.likelihood_estimates(estimates.ks, {m: estimates.mean(m) for m in methods},
+        fig = vae_charts.likelihood_estimates(estimates.ks, {m: estimates.mean(m) for m in methods},
                                                 {m: estimates.std(m) for m in methods}, estimates.count(), best,
                                                 uirevision=f"{model_key}:{index}")
         st.plotly_chart(fig, key="vae-q14", config={"displaylogo": False})
@@ -295,7 +295,7 @@ def estimators_summary(estimates: monte_carlo.Estimates, best: float, within: fl
 
 
 def explore(settings: Settings) -> None:
-    chosen = sources.choose_model(settings, FAMILY, PRETRAINED, prefix="vae", kind="VAE")
+    chosen = sources.choose_model(settings, FAMILY, PRETRAINED, prefix="vae")
     if chosen is None:
         return
     model, model_key, source = chosen
@@ -313,8 +313,8 @@ def explore(settings: Settings) -> None:
 
 def render(settings: Settings) -> None:
     """Explore and Train sub-tabs; only the open one runs."""
-    training_panel.render_with_explorer(FAMILY, settings, explore)
+    family_tab.render_with_explorer(FAMILY, settings, explore)
 
 
 def state_keys() -> list[str]:
-    return [*STATE_KEYS, *training_panel.state_keys(FAMILY)]
+    return [*STATE_KEYS, *family_tab.state_keys(FAMILY)]

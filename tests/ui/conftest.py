@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from genapp.config import RunConfig, TrainConfig
+from genapp.config import TrainConfig
+from genapp.models import RunConfig
 from genapp.models import FlowConfig, GANConfig, VAEConfig
 from genapp.training import train
-from genapp.training.launcher import run_state
-from genapp.training.runs import RunDir
+from genapp.jobs.local import run_state
+from genapp.runs import RunDir
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "app.py")

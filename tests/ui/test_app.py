@@ -13,8 +13,9 @@ from streamlit.testing.v1 import AppTest
 
 from genapp.checkpoint import CheckpointError
 from genapp.models import FAMILIES
-from genapp.training.runs import RunDir
-from genapp.ui import charts, pictures, training_panel
+from genapp.runs import RunDir
+from genapp.ui import charts, pictures, run_form, run_monitor
+from genapp.ui.text import duration
 from genapp.ui.resources import model_from_upload
 
 from .conftest import APP, chart, run, wait_for
@@ -161,7 +162,7 @@ def test_presets_fill_the_form_and_edits_make_it_custom(app_env):
 
 @pytest.mark.parametrize("family", [f for f in FAMILIES if f != "vae"])
 def test_every_other_family_gets_the_training_panel(app_env, family):
-    at = start_app(tab=FAMILIES[family].__name__, view="Train", family=family)
+    at = start_app(tab=FAMILIES[family].label, view="Train", family=family)
     assert at.selectbox(key=f"{family}-preset").value == "Seed reproduction"
     assert at.button(key=f"{family}-start")
     assert f"No {family} runs in" in texts(at)
@@ -244,15 +245,15 @@ def test_runs_tab_lists_overlays_and_deletes_after_confirmation(app_env):
 
 
 def test_form_fields_cover_both_configs_except_the_device():
-    names = [(f.section, f.name) for f in training_panel.form_fields("vae")]
+    names = [(f.section, f.name) for f in run_form.form_fields("vae")]
     assert ("model", "latent_dim") in names and ("model", "hidden") in names
     assert ("train", "epochs") in names and ("train", "device") not in names
 
 
 def test_build_config_and_field_errors():
     values = {"model": {"latent_dim": 2, "hidden": "64,32"}, "train": {"epochs": 1, "lr": 2.0}}
-    assert list(training_panel.field_errors("vae", values)) == ["vae-train-lr"]
-    config = training_panel.build_config("vae", {"model": values["model"], "train": {"epochs": 1}}, "cpu")
+    assert list(run_form.field_errors("vae", values)) == ["vae-train-lr"]
+    config = run_form.build_config("vae", {"model": values["model"], "train": {"epochs": 1}}, "cpu")
     assert config.model.hidden == (64, 32) and config.train.device == "cpu"
 
 
@@ -286,13 +287,13 @@ def test_training_curves_thin_long_runs():
 
 
 def test_progress_gif_has_a_frame_per_epoch(trained_runs):
-    data = training_panel.progress_gif(RunDir(trained_runs / "tiny-z2"))
+    data = run_monitor.progress_gif(RunDir(trained_runs / "tiny-z2"))
     with Image.open(io.BytesIO(data)) as gif:
         assert gif.n_frames == 3
 
 
 def test_format_duration():
-    assert [training_panel.format_duration(s) for s in (12, 75, 3725)] == ["12 s", "1 min 15 s", "1 h 02 min"]
+    assert [duration(s) for s in (12, 75, 3725)] == ["12 s", "1 min 15 s", "1 h 02 min"]
 
 
 def test_log_axes_name_their_ticks_over_a_decade():
@@ -300,7 +301,7 @@ def test_log_axes_name_their_ticks_over_a_decade():
     valid = {"step": [3], "epoch": [1], "loss": [2.7]}
     figure = charts.overlay_curves({"run": (train, valid)}, "loss")
     assert figure.layout.yaxis.type == "log"
-    assert list(figure.layout.yaxis.ticktext) == ["3", "5", "10", "20", "30"]
+    assert list(figure.layout.yaxis.ticktext) == ["3", "5", "7", "10", "15", "20", "30"]  # one decade: fine steps
 
 
 def test_long_curves_are_framed_after_their_first_steps():

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from genapp.data import load_mnist
-from genapp.training.runs import RunDir
+from genapp.runs import RunDir
 
 from .conftest import REPO, wait_for, wait_for_state
 

@@ -11,11 +11,12 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from genapp import data
-from genapp.config import RunConfig, TrainConfig
+from genapp.config import TrainConfig
+from genapp.models import RunConfig
 from genapp.models import GAN, Flow, FlowConfig, GANConfig
 from genapp.training import train
-from genapp.training.runs import RunDir
-from genapp.ui import flow_tab, gan_charts, gan_tab
+from genapp.runs import RunDir
+from genapp.ui import charts, flow_tab, gan_tab
 
 from .conftest import APP, chart, run
 
@@ -235,11 +236,11 @@ def test_reference_lines_widen_a_fitted_axis():
 
     fig = go.Figure(go.Scatter(x=[0, 1], y=[3.0, 4.0]))
     fig.update_yaxes(type="log", range=[math.log10(3.0), math.log10(4.0)])
-    gan_charts.with_reference_lines(fig, [(8.0, "uniform"), (1.85, "target")])
+    charts.with_reference_lines(fig, [(8.0, "uniform"), (1.85, "target")])
     low, high = fig.layout.yaxis.range
     assert low < math.log10(1.85) and high > math.log10(8.0)
     assert [s.y0 for s in fig.layout.shapes] == [8.0, 1.85]
     assert [a.y for a in fig.layout.annotations] == [math.log10(8.0), math.log10(1.85)]  # plotly's log placement
 
-    linear = gan_charts.with_reference_lines(go.Figure(go.Scatter(x=[0, 1], y=[3.0, 4.0])), [(8.0, "uniform")])
+    linear = charts.with_reference_lines(go.Figure(go.Scatter(x=[0, 1], y=[3.0, 4.0])), [(8.0, "uniform")])
     assert linear.layout.shapes[0].y0 == 8.0 and linear.layout.yaxis.range is None

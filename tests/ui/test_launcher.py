@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from genapp.training.history import MetricsHistory
-from genapp.training.launcher import (
+from genapp.runs.history import MetricsHistory
+from genapp.jobs.local import (
     Job, JobTable, LaunchError, delete_run, log_path, pending_run_names, resume_run, run_state, start_run,
     stop_run, train_command,
 )
-from genapp.training.runs import RunDir
+from genapp.runs import RunDir
 from train.cli import build_parser, dataclass_from_args
 
 from .conftest import tiny_config, wait_for, wait_for_state

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from genapp.evaluation import monte_carlo
 from genapp.models import GAN, GANConfig
+from genapp.models.flow import bits_per_dim
 from genapp.ui import formulas, gan_tab, vae_tab
 
 from .conftest import APP, chart, run
@@ -97,9 +98,10 @@ def test_formulas_carry_the_numbers():
     assert "-90.50" in line and "25.25" in line and "= -115.75" in line and r"\approx -88.97" in line
     assert formulas.js_lower_bound(-math.log(4)) == pytest.approx(0.0)
     names = [f"{i}: coupling" for i in range(1, 13)]
-    lines = formulas.change_of_variables(-100.0, names, [1.0] * 12, max_terms=6)
-    assert r"\cdots" in lines[1] and lines[1].count(r"\text{") == 6 and "= 12.0" in lines[1]
     bpd = -(-100.0 + 12.0 - 784 * math.log(256)) / (784 * math.log(2))
+    assert bits_per_dim(-100.0 + 12.0) == pytest.approx(bpd)
+    lines = formulas.change_of_variables(-100.0, names, [1.0] * 12, bits_per_dim(-100.0 + 12.0), max_terms=6)
+    assert r"\cdots" in lines[1] and lines[1].count(r"\text{") == 6 and "= 12.0" in lines[1]
     assert f"{bpd:.3f}" in lines[2]
 
 

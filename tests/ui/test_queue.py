@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from genapp.training import slots
-from genapp.training.launcher import (
+from genapp.jobs import queue as slots
+from genapp.runs import locks
+from genapp.jobs.local import (
     JobTable, LaunchError, activity, pending_run_names, run_state, start_run, stop_run,
 )
-from genapp.training.runs import RunDir
+from genapp.runs import RunDir
 from tests.test_data import write_mnist_dir
 
 from .conftest import APP, REPO, run, tiny_config, wait_for
@@ -28,7 +29,7 @@ from .conftest import APP, REPO, run, tiny_config, wait_for
 # its terminal closes: the jobs it launched live in sessions of their own.
 SERVER = textwrap.dedent("""
     import json, sys, time
-    from genapp.training.launcher import JobTable, start_run
+    from genapp.jobs.local import JobTable, start_run
     from tests.ui.conftest import tiny_config
 
     runs_dir, data_dir = sys.argv[1], sys.argv[2]
@@ -90,7 +91,7 @@ def test_the_queue_holds_extra_jobs_in_order_and_survives_a_server_restart(tmp_p
 
         stop_run(last, jobs)  # leaves the queue, and leaves no trace
         assert pending_run_names(runs_dir, jobs, "vae") == ["next"] and not last.path.exists()
-        wait_for(lambda: not slots.process_alive(pids["last"]), timeout=10, what="the waiter to leave")
+        wait_for(lambda: not locks.process_alive(pids["last"]), timeout=10, what="the waiter to leave")
 
         stop_run(long, jobs)  # frees the slot: the next job trains, never two at once
         most = 0
@@ -102,7 +103,7 @@ def test_the_queue_holds_extra_jobs_in_order_and_survives_a_server_restart(tmp_p
         assert activity(runs_dir) == (0, 0) and slots.queue(runs_dir) == []
     finally:
         for pid in pids.values():
-            if slots.process_alive(pid):
+            if locks.process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -127,7 +128,7 @@ def test_settings_are_checked(monkeypatch):
 def waiter(runs_dir, limit: int, nice: int = 0) -> subprocess.Popen:
     """The queue waiter in front of a command that prints its niceness."""
     command = [sys.executable, "-c", "import os; print('nice', os.nice(0), flush=True)"]
-    return subprocess.Popen([sys.executable, "-m", "genapp.training.slots", "--runs-dir", str(runs_dir), "--run",
+    return subprocess.Popen([sys.executable, "-m", "genapp.jobs.queue", "--runs-dir", str(runs_dir), "--run",
                              "w", "--max-jobs", str(limit), "--nice", str(nice), "--", *command],
                             cwd=REPO, stdout=subprocess.PIPE, text=True)
 

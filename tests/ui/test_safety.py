@@ -10,8 +10,8 @@ import sys
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from genapp.training.launcher import LaunchError, delete_run, run_state
-from genapp.training.runs import RunDir, list_runs
+from genapp.jobs.local import LaunchError, delete_run, run_state
+from genapp.runs import RunDir, list_runs
 
 from .conftest import APP, REPO, run, tiny_config
 

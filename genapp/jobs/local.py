@@ -1,4 +1,4 @@
-"""Start, stop, resume and inspect training jobs as separate processes (used by the explorer).
+"""The local job backend: training jobs as separate processes of this machine, behind a queue.
 
 A job is ``python -m train <family> ...``: the same CLI and engine as a headless run, in its own
 session, so closing the browser, refreshing the page or restarting the server never stops it.
@@ -9,18 +9,17 @@ refuses to start in if it is not empty).
 
 What a run is doing is read from its ``status.json``, corrected for a job that died without a
 word (killed, out of memory): a status that still says running while no process holds the run's
-lock (see ``genapp.training.slots``) reads as failed. Nothing of this lives only in the server, so
+lock (see ``genapp.runs.locks``) reads as failed. Nothing of this lives only in the server, so
 a restarted server (or a second one) finds every job again.
 
 At most ``GENAPP_MAX_JOBS`` jobs (default 2; 0 = no limit) train at once: each job starts
-behind the queue waiter of ``genapp.training.slots``, which waits for a free slot, first come,
+behind the queue waiter of ``genapp.jobs.queue``, which waits for a free slot, first come,
 first served, and shows the job as ``queued`` with its place in the line meanwhile. Jobs run
 ``GENAPP_JOB_NICE`` (default 10) steps below the server's CPU priority, so that pages keep
 answering while training uses every core.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import signal
@@ -31,9 +30,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genapp.config import RunConfig, option_name
-from genapp.training import slots
-from genapp.training.runs import ACTIVE_STATES, RunDir, RunError, check_run_name, storage_message
+from genapp.jobs import queue
+from genapp.runs import ACTIVE_STATES, RunDir, RunError, check_run_name, storage_message
+from genapp.runs.locks import LOCKS_DIR, is_locked, lock_run, process_alive, run_lock_path, run_locked
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # where ``python -m train`` is importable
 LOG_DIR = ".logs"
@@ -47,37 +46,17 @@ class LaunchError(RuntimeError):
 # ----------------------------------------------------------------------------- commands
 
 
-def option_value(value: object) -> str:
-    """A config value as the CLI reads it back: tuples comma-separated, booleans true/false."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (tuple, list)):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
-def config_options(config: object) -> list[str]:
-    """``["--latent-dim", "2", ...]``: every field of a config dataclass, explicitly."""
-    options = []
-    for f in dataclasses.fields(config):
-        options += [option_name(f.name), option_value(getattr(config, f.name))]
-    return options
-
-
-def train_command(config: RunConfig, runs_dir: Path, run_name: str) -> list[str]:
-    """The argv that trains ``config`` as a new run ``runs_dir/run_name``."""
-    return [
-        sys.executable, "-m", "train", config.family,
-        *config_options(config.model), *config_options(config.train),
-        "--runs-dir", str(runs_dir), "--run-name", run_name, "--no-progress",
-    ]
+def train_command(config, runs_dir: Path, run_name: str) -> list[str]:
+    """The argv that trains ``config`` (a ``RunConfig``) as a new run ``runs_dir/run_name``."""
+    return [sys.executable, "-m", "train", *config.to_argv(),
+            "--runs-dir", str(runs_dir), "--run-name", run_name, "--no-progress"]
 
 
 def resume_command(family: str, runs_dir: Path, run_name: str, epochs: int | None = None) -> list[str]:
     """The argv that continues run ``runs_dir/run_name`` (to ``epochs`` in all, if given)."""
     command = [sys.executable, "-m", "train", family, "--runs-dir", str(runs_dir), "--resume", run_name]
     if epochs is not None:
-        command += ["--epochs", str(epochs)]
+        command.append(f"--epochs={epochs}")
     return command + ["--no-progress"]
 
 
@@ -162,7 +141,7 @@ def queued_command(command: list[str], runs_dir: Path, run_name: str, family: st
                    nice: int = 0) -> list[str]:
     """``command`` behind the queue waiter: it trains once one of ``limit`` slots is free (at once
     if ``limit`` is 0), ``nice`` steps below the server's priority."""
-    return [sys.executable, "-m", "genapp.training.slots", "--runs-dir", str(runs_dir), "--run", run_name,
+    return [sys.executable, "-m", "genapp.jobs.queue", "--runs-dir", str(runs_dir), "--run", run_name,
             "--family", family, "--max-jobs", str(limit), "--nice", str(nice), "--", *command]
 
 
@@ -186,8 +165,8 @@ def _spawn(command: list[str], runs_dir: Path, run_name: str) -> subprocess.Pope
 def _launch(family: str, command: list[str], runs_dir: Path, run_name: str, jobs: JobTable | None,
             max_jobs: int | None) -> Job:
     try:
-        limit = slots.max_jobs() if max_jobs is None else max_jobs
-        nice = slots.job_nice()
+        limit = queue.max_jobs() if max_jobs is None else max_jobs
+        nice = queue.job_nice()
     except ValueError as e:
         raise LaunchError(str(e)) from None
     command = queued_command(command, runs_dir, run_name, family, limit, nice)
@@ -197,7 +176,7 @@ def _launch(family: str, command: list[str], runs_dir: Path, run_name: str, jobs
     return job
 
 
-def start_run(config: RunConfig, runs_dir: str | Path, run_name: str, jobs: JobTable | None = None,
+def start_run(config, runs_dir: str | Path, run_name: str, jobs: JobTable | None = None,
               max_jobs: int | None = None) -> Job:
     """Launch a new run; returns at once (the job creates the run directory a moment later).
 
@@ -207,9 +186,9 @@ def start_run(config: RunConfig, runs_dir: str | Path, run_name: str, jobs: JobT
     runs_dir = Path(runs_dir).resolve()
     check_run_name(run_name)
     run = RunDir(runs_dir / run_name)
-    if run.path.exists() and not run.is_blank() or slots.run_locked(runs_dir, run_name):
+    if run.path.exists() and not run.is_blank() or run_locked(runs_dir, run_name):
         raise LaunchError(f"a run named {run_name!r} already exists in {runs_dir}; choose another name")
-    if slots.ticket(runs_dir, run_name) is not None:
+    if queue.ticket(runs_dir, run_name) is not None:
         raise LaunchError(f"a run named {run_name!r} is already waiting in the queue; choose another name")
     return _launch(config.family, train_command(config, runs_dir, run_name), runs_dir, run_name, jobs, max_jobs)
 
@@ -220,7 +199,9 @@ def resume_run(run: RunDir, epochs: int | None = None, jobs: JobTable | None = N
     state = run_state(run, jobs)
     if state.active:
         raise LaunchError(f"run {run.name} is {state.state}; it cannot be resumed while it runs")
-    family = str(run.read_config().get("family"))
+    family = run.family
+    if family is None:
+        raise LaunchError(f"run {run.name}: its config.json is unreadable, so it cannot be resumed")
     runs_dir = run.path.parent.resolve()
     command = resume_command(family, runs_dir, run.name, epochs)
     return _launch(family, command, runs_dir, run.name, jobs, max_jobs)
@@ -237,7 +218,7 @@ def stop_run(run: RunDir, jobs: JobTable | None = None) -> None:
     if not state.active:
         raise LaunchError(f"run {run.name} is {state.state}, not running")
     job = jobs.get(run.path.parent, run.name) if jobs is not None else None
-    ticket = slots.ticket(run.path.parent, run.name)
+    ticket = queue.ticket(run.path.parent, run.name)
     if ticket is not None:
         pid, start = ticket.pid, ticket.pid_start
     elif job is not None and job.alive:
@@ -250,7 +231,7 @@ def stop_run(run: RunDir, jobs: JobTable | None = None) -> None:
     if state.ticket is not None:  # queued (not started)
         # The waiter leaves at once; wait for it, so the page that asked shows it gone.
         deadline = time.monotonic() + 5
-        while slots.is_locked(slots.ticket_path(run.path.parent, run.name)) and time.monotonic() < deadline:
+        while is_locked(queue.ticket_path(run.path.parent, run.name)) and time.monotonic() < deadline:
             time.sleep(0.05)
         if job is not None and not run.exists():
             jobs.remove(job)
@@ -280,7 +261,7 @@ def delete_run(run: RunDir, jobs: JobTable | None = None) -> None:
     if not run.exists():
         raise LaunchError(f"{run.path} is not a run directory")
     try:
-        lock = slots.lock_run(root, run.name, timeout=0.5)
+        lock = lock_run(root, run.name, timeout=0.5)
     except OSError as e:
         raise LaunchError(f"not deleted: {storage_message(e)}") from None
     if lock is None:
@@ -288,19 +269,12 @@ def delete_run(run: RunDir, jobs: JobTable | None = None) -> None:
     try:
         shutil.rmtree(target)  # removes links inside the run, never what they point to
         log_path(root, run.name).unlink(missing_ok=True)
-        slots.run_lock_path(root, run.name).unlink(missing_ok=True)  # ours while we hold it
+        run_lock_path(root, run.name).unlink(missing_ok=True)  # ours while we hold it
     finally:
         os.close(lock)
 
 
 # ----------------------------------------------------------------------------- state
-
-
-def process_alive(pid: object, start: object = None) -> bool:
-    """Whether ``pid`` is a live training process (not a zombie, not a recycled pid): the one that
-    started at ``start`` (clock ticks, as a status records it), else one whose command line
-    mentions ``train``."""
-    return slots.process_alive(pid, start)
 
 
 @dataclass
@@ -315,7 +289,7 @@ class RunState:
     state: str
     status: dict
     error: str = ""
-    ticket: slots.Ticket | None = None  # its place in the queue, while queued for a slot
+    ticket: queue.Ticket | None = None  # its place in the queue, while queued for a slot
     waiting: int = 0  # jobs in that queue
 
     @property
@@ -335,7 +309,7 @@ def run_state(run: RunDir, jobs: JobTable | None = None) -> RunState:
     one that waits in the queue or is starting (it has written nothing yet)."""
     root = run.path.parent
     job = jobs.get(root, run.name) if jobs is not None else None
-    live = slots.tickets(root) if slots.is_locked(slots.ticket_path(root, run.name)) else []
+    live = queue.tickets(root) if is_locked(queue.ticket_path(root, run.name)) else []
     ticket = next((t for t in live if t.run == run.name), None)
     status = run.read_status() if run.status_path.is_file() else {}
     if ticket is not None and ticket.started:
@@ -357,7 +331,7 @@ def run_state(run: RunDir, jobs: JobTable | None = None) -> RunState:
 
 
 def _job_alive(run: RunDir, status: dict, job: Job | None) -> bool:
-    if slots.run_locked(run.path.parent, run.name) or (job is not None and job.alive):
+    if run_locked(run.path.parent, run.name) or (job is not None and job.alive):
         return True
     if "pid_start" in status:
         return False  # written by an engine that holds the run's lock while it lives: the lock said no
@@ -365,7 +339,7 @@ def _job_alive(run: RunDir, status: dict, job: Job | None) -> bool:
 
 
 def _state_without_status(run: RunDir, job: Job | None) -> RunState:
-    if slots.run_locked(run.path.parent, run.name):
+    if run_locked(run.path.parent, run.name):
         return RunState("starting", {})
     if job is None:
         if run.exists():
@@ -390,22 +364,59 @@ def pending_run_names(runs_dir: str | Path, jobs: JobTable, family: str) -> list
     """Runs of ``family`` launched in ``runs_dir`` that have no run directory yet: this server's
     jobs, then those waiting in the queue (whoever started them, before a restart too)."""
     names = [j.run_name for j in jobs.in_dir(runs_dir) if j.family == family]
-    names += [t.run for t in slots.tickets(runs_dir) if t.family == family and t.run not in names]
+    names += [t.run for t in queue.tickets(runs_dir) if t.family == family and t.run not in names]
     return [name for name in names if not RunDir(Path(runs_dir) / name).exists()]
 
 
 def activity(runs_dir: str | Path) -> tuple[int, int]:
     """(jobs training, jobs waiting in the queue) in ``runs_dir``, whoever started them."""
-    locks = Path(runs_dir) / slots.LOCKS_DIR
+    locks = Path(runs_dir) / LOCKS_DIR
     try:
-        training = sum(slots.is_locked(p) for p in locks.glob("*.lock"))
+        training = sum(is_locked(p) for p in locks.glob("*.lock"))
     except OSError:
         training = 0
-    return training, len(slots.queue(runs_dir))
+    return training, len(queue.queue(runs_dir))
 
 
-__all__ = [
-    "Job", "JobTable", "LaunchError", "RunError", "RunState", "activity", "delete_run", "log_path", "log_tail",
-    "pending_run_names", "process_alive", "queued_command", "resume_run", "run_state", "start_run", "stop_run",
-    "train_command",
-]
+class LocalBackend:
+    """The ``JobBackend`` of this machine: jobs are subprocesses behind the queue, and their
+    liveness comes from the run locks. The default; needs nothing beyond genapp."""
+
+    name = "local"
+
+    def __init__(self, max_jobs: int | None = None) -> None:
+        self.jobs = JobTable()
+        self.max_jobs = max_jobs
+
+    def submit(self, config, runs_dir: str | Path, run_name: str) -> None:
+        start_run(config, runs_dir, run_name, self.jobs, self.max_jobs)
+
+    def resume(self, run: RunDir, epochs: int | None = None) -> None:
+        resume_run(run, epochs, self.jobs, self.max_jobs)
+
+    def status(self, run: RunDir) -> RunState:
+        return run_state(run, self.jobs)
+
+    def stop(self, run: RunDir) -> None:
+        stop_run(run, self.jobs)
+
+    def logs(self, run: RunDir, lines: int = LOG_TAIL_LINES) -> str:
+        return log_tail(run.path.parent, run.name, lines)
+
+    def list(self, runs_dir: str | Path) -> list[str]:
+        """Runs with a job of this backend in ``runs_dir``: launched by this server, or waiting in
+        the queue (whoever started them), newest first."""
+        names = [j.run_name for j in self.jobs.in_dir(runs_dir)]
+        return names + [t.run for t in queue.tickets(runs_dir) if t.run not in names]
+
+    def pending(self, runs_dir: str | Path, family: str) -> list[str]:
+        return pending_run_names(runs_dir, self.jobs, family)
+
+    def activity(self, runs_dir: str | Path) -> tuple[int, int]:
+        return activity(runs_dir)
+
+    def delete(self, run: RunDir) -> None:
+        delete_run(run, self.jobs)
+
+    def reap(self) -> None:
+        self.jobs.reap()

@@ -1,5 +1,7 @@
 """The run directory: how a training job reports to everyone else (the UI, the CLI, a later job).
 
+Standard library only (the job queue and the explorer read runs without loading torch).
+
     runs/<run-id>/
       config.json          RunConfig as JSON
       status.json          state (queued/running/finished/stopped/failed/diverged), progress, error
@@ -23,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from genapp.checkpoint import atomic_write
+from genapp.files import write_json
 
 STATES = ("queued", "running", "finished", "stopped", "failed", "diverged")
 # The types of the status fields the explorer reads (numbers are never booleans).
@@ -72,10 +74,6 @@ def new_run_name(family: str) -> str:
     return f"{family}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-def write_json(path: Path, obj: dict) -> None:
-    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2).encode()))
-
-
 def read_json(path: Path) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
@@ -113,6 +111,20 @@ class RunDir:
 
     def exists(self) -> bool:
         return self.config_path.is_file()
+
+    @property
+    def family(self) -> str | None:
+        """The model family its config names, or None when the config cannot be read."""
+        try:
+            family = self.read_config().get("family")
+        except RunError:
+            return None
+        return family if isinstance(family, str) else None
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """The checkpoint that stands for the run: best.pt, else last.pt, else None."""
+        return next((p for p in (self.best_checkpoint, self.last_checkpoint) if p.is_file()), None)
 
     # -- writers (the job) --------------------------------------------------------------------
 

@@ -1,32 +1,27 @@
-"""Run locks, job slots and the queue: how training processes share a machine and show they live.
+"""Job slots and the queue: how training jobs started by the explorer share a machine.
 
 Standard library only: the queue waiter below runs before torch is imported, so a job waiting
 for its turn costs about 15 MB, not the 200+ MB of a process that has loaded torch.
 
-Everything rests on ``flock`` locks, which the kernel drops when their process dies, SIGKILL and
-out-of-memory kills included. "Is anyone training this run?" then has an exact answer with no
-guessing from process ids, and nothing stale is left behind to clean up by hand. Under a runs
-directory:
+Like the run locks (``genapp.runs.locks``), everything rests on ``flock`` locks that the kernel
+drops when their process dies, so nothing stale outlives a killed job. Under a runs directory:
 
-    .locks/<run>.lock      held by the process training <run> for its whole life (the engine)
     .queue/slot-<i>.lock   i < max jobs; held by a job started through the queue until it exits
     .queue/<run>.ticket    JSON {run, family, pid, pid_start, queued, started}: a job waiting for
                            a slot, held locked by its process; ``queued`` orders the queue. Once
                            the job has its slot the ticket says ``started`` and stays until the
                            engine holds the run's lock, so no moment of the hand-over is unseen.
 
-A locked file is tested with a shared, non-blocking lock taken and dropped at once, so testers
-never block each other and never block the owner for longer than that instant.
+The waiter, which the local backend puts in front of every training command it starts::
 
-The waiter, which the launcher puts in front of every training command it starts::
-
-    python -m genapp.training.slots --runs-dir D --run NAME --family F --max-jobs N --nice K -- COMMAND...
+    python -m genapp.jobs.queue --runs-dir D --run NAME --family F --max-jobs N --nice K -- COMMAND...
 
 lowers its priority by K (so that training yields the CPU to the explorer's server: pages stay
 responsive while jobs use every core), waits its turn (first come, first served; N = 0: no
 limit, no wait), takes a free slot and then ``exec``s COMMAND: the training process keeps the
 waiter's pid, priority and slot lock, so the slot frees itself exactly when training ends,
-however it ends.
+however it ends. The training process learns which ticket is its own from ``GENAPP_QUEUE_TICKET``
+and removes it once it holds the run's lock (``release_ticket``).
 """
 from __future__ import annotations
 
@@ -41,13 +36,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-LOCKS_DIR = ".locks"
+from genapp.runs.locks import is_locked, process_start, try_lock
+
 QUEUE_DIR = ".queue"
 MAX_JOBS_ENV = "GENAPP_MAX_JOBS"  # training jobs at a time, for the explorer's launcher; 0 = no limit
 DEFAULT_MAX_JOBS = 2
 NICE_ENV = "GENAPP_JOB_NICE"  # how much lower the priority of the explorer's jobs is; 0 = the same
 DEFAULT_NICE = 10
 POLL_SECONDS = 0.2
+TICKET_ENV = "GENAPP_QUEUE_TICKET"  # set for the training process: the ticket it started with
 
 
 def _setting(name: str, default: int, top: int, meaning: str) -> int:
@@ -72,111 +69,7 @@ def job_nice() -> int:
     """How much the explorer lowers its jobs' CPU priority: ``GENAPP_JOB_NICE`` (0-19), else 10."""
     return _setting(NICE_ENV, DEFAULT_NICE, 19, "a niceness from 0 (same priority as the server) to 19")
 
-
-# ----------------------------------------------------------------------------- processes
-
-
-def _proc_stat(pid: int) -> list[bytes] | None:
-    """The fields of /proc/<pid>/stat after the command name (state first), or None."""
-    try:
-        data = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    return data[data.rfind(b")") + 2:].split()
-
-
-def process_start(pid: int) -> int | None:
-    """When ``pid`` started (clock ticks since boot), or None where /proc is not available.
-
-    A pid is reused once its process is gone; the pair (pid, start) is not.
-    """
-    fields = _proc_stat(pid)
-    return int(fields[19]) if fields and len(fields) > 19 else None
-
-
-def process_alive(pid: object, start: object = None) -> bool:
-    """Whether ``pid`` is a live process (not a zombie) and the one that started at ``start``.
-
-    Without ``start`` (a status written by an older genapp), a live pid must at least be a
-    Python training process: its command line mentions ``train``.
-    """
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    if not Path("/proc/self/stat").exists():
-        return True  # no /proc (macOS): trust the signal check
-    fields = _proc_stat(pid)
-    if fields is None or fields[0] == b"Z":
-        return False
-    if isinstance(start, int):
-        return int(fields[19]) == start
-    try:
-        return b"train" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-# ----------------------------------------------------------------------------- locks
-
-
-def try_lock(path: Path) -> int | None:
-    """An open descriptor holding ``path``'s exclusive lock (the file is created), or None when
-    another process holds it. Close the descriptor (or exit) to release."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def is_locked(path: Path) -> bool:
-    """Whether a live process holds ``path``'s lock; a missing file is not locked.
-
-    Needs only read access: a reader (the explorer) never creates or changes anything.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-
-
-def run_lock_path(runs_dir: str | Path, run: str) -> Path:
-    return Path(runs_dir) / LOCKS_DIR / f"{run}.lock"
-
-
-def lock_run(runs_dir: str | Path, run: str, timeout: float = 2.0) -> int | None:
-    """Take run ``run``'s lock (waiting up to ``timeout`` s for a tester's instant); None if a
-    process is training it. Raises OSError if the runs directory cannot be written."""
-    path = run_lock_path(runs_dir, run)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + timeout
-    while True:
-        fd = try_lock(path)
-        if fd is not None or time.monotonic() >= deadline:
-            return fd
-        time.sleep(0.05)
-
-
-def run_locked(runs_dir: str | Path, run: str) -> bool:
-    """Whether a process is training run ``run`` now (it holds the run's lock)."""
-    return is_locked(run_lock_path(runs_dir, run))
+# ----------------------------------------------------------------------------- slots
 
 
 def slot_path(runs_dir: str | Path, index: int) -> Path:
@@ -254,9 +147,13 @@ def ticket(runs_dir: str | Path, run: str) -> Ticket | None:
     return next((t for t in tickets(runs_dir) if t.run == run), None)
 
 
-def release_ticket(runs_dir: str | Path, run: str) -> None:
-    """For the engine, once it holds the run's lock: remove the ticket this process started with."""
-    path = ticket_path(runs_dir, run)
+def release_ticket() -> None:
+    """For a training process started from the queue, once it holds its run's lock: remove the
+    ticket it started with (named by ``GENAPP_QUEUE_TICKET``, and only if this process wrote it)."""
+    named = os.environ.pop(TICKET_ENV, "")
+    if not named:
+        return
+    path = Path(named)
     try:
         if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
             path.unlink(missing_ok=True)
@@ -332,7 +229,7 @@ def wait_for_slot(runs_dir: str | Path, run: str, family: str, limit: int, log=p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m genapp.training.slots",
+    parser = argparse.ArgumentParser(prog="python -m genapp.jobs.queue",
                                      description="Wait for a free training slot, then run COMMAND in its place.")
     parser.add_argument("--runs-dir", required=True)
     parser.add_argument("--run", required=True)
@@ -364,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     log("a training slot is free: starting")
     for fd in held:  # the training process holds the slot until it exits, the ticket until it starts
         os.set_inheritable(fd, True)
+    os.environ[TICKET_ENV] = str(ticket_path(args.runs_dir, args.run).resolve())
     sys.stdout.flush()
     os.execvp(command[0], command)
     return 1  # not reached

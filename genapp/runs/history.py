@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from genapp.training.runs import RunDir
+from genapp.runs import RunDir
 
 META = ("step", "epoch", "split", "time")
 

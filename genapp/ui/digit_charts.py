@@ -1,28 +1,12 @@
-"""Plotly figures for "Your digit" and the seed's Q1.4 demonstration. Pure functions of plain
-data (numpy arrays, floats): no streamlit, no torch. Built like ``charts``."""
+"""Plotly figures of the Your-digit tab: where the encoder puts a digit among the test images,
+and where its bits per dimension fall among theirs. Pure functions of plain data: no streamlit,
+no torch."""
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
-from genapp.ui import charts
-from genapp.ui.charts import DIGIT_COLORS, PALETTE
-
-METHOD_LABELS = {"prior": "Monte Carlo, z ~ p(z)", "importance": "importance sampling, z ~ q(z|x)"}
-
-
-def _figure(data: list, layout: dict, *, title: str, x: str, y: str, uirevision: str, height: int,
-            margin_top: int | None = None) -> go.Figure:
-    """A figure built in one go: its traces, ``layout`` laid under ``charts.layout``'s frame, and
-    the top margin last. Adding annotations and lines one at a time costs plotly tens of
-    milliseconds each; a figure made whole costs a few."""
-    fig = charts.layout(go.Figure(data=data, layout=layout), title=title, x=x, y=y, uirevision=uirevision,
-                        height=height, hovermode="closest")
-    if margin_top is not None:
-        fig.layout.margin.t = margin_top
-    return fig
+from genapp.ui.charts import DIGIT_COLORS, PALETTE, figure
 
 
 def posterior_on_latents(points: np.ndarray, labels: np.ndarray, mean: np.ndarray, ellipse: np.ndarray,
@@ -53,7 +37,7 @@ def posterior_on_latents(points: np.ndarray, labels: np.ndarray, mean: np.ndarra
         half = 4 * max(float(np.abs(ellipse - mean).max()), 1e-3)
         xaxis["range"] = [mean[0] - half, mean[0] + half]
         yaxis["range"] = [mean[1] - half, mean[1] + half]
-    return _figure(data, dict(annotations=annotations, xaxis=xaxis, yaxis=yaxis), title="Where the encoder puts it",
+    return figure(data, dict(annotations=annotations, xaxis=xaxis, yaxis=yaxis), title="Where the encoder puts it",
                    x=axis_titles[0], y=axis_titles[1], uirevision=f"{uirevision}:{close_up}", height=420,
                    margin_top=70)
 
@@ -74,34 +58,6 @@ def bits_per_dim_histogram(test_bpd: np.ndarray, value: float, percent: float,
     label = dict(x=value, y=1, yref="y domain", text=f"yours: {value:.2f}<br>percentile {percent:.0f}",
                  showarrow=False, xanchor="left" if left else "right", yanchor="top", xshift=6 if left else -6,
                  align="left", font=dict(size=12), bgcolor="rgba(255,255,255,0.8)")
-    return _figure([histogram], dict(shapes=[line], annotations=[label], showlegend=False, bargap=0.02),
+    return figure([histogram], dict(shapes=[line], annotations=[label], showlegend=False, bargap=0.02),
                    title="The test images' bits/dim", x="bits per dimension", y="test images",
                    uirevision=uirevision, height=300, margin_top=40)
-
-
-def likelihood_estimates(ks: Sequence[int], means: dict[str, np.ndarray], stds: dict[str, np.ndarray],
-                         counts: Sequence[int], best: float, uirevision: str = "q14") -> go.Figure:
-    """Estimates of log p(x) against the number of samples k (log axis): for each method the mean
-    of its estimates at each k with ± one standard deviation, and a dashed line at ``best`` (the
-    importance-sampling estimate at the largest k).
-
-    ``means`` and ``stds`` map "prior" / "importance" to float [len(ks)]; ``counts`` says how
-    many independent estimates each k has.
-    """
-    data = [
-        go.Scatter(x=list(ks), y=means[method], mode="lines+markers", name=METHOD_LABELS[method],
-                   error_y=dict(type="data", array=stds[method], visible=True, thickness=1.5, width=6),
-                   line=dict(color=PALETTE[i], width=2), marker=dict(size=8),
-                   customdata=np.stack([stds[method], counts], 1),
-                   hovertemplate="k = %{x:,}: %{y:.2f} ± %{customdata[0]:.2f} nats "
-                                 "(%{customdata[1]:,} estimates)<extra></extra>")
-        for i, method in enumerate(("prior", "importance"))
-    ]
-    line = dict(type="line", y0=best, y1=best, yref="y", x0=0, x1=1, xref="x domain",
-                line=dict(dash="dash", color="grey", width=1))
-    label = dict(text=f"best estimate {best:.2f}", y=best, yref="y", x=0, xref="x domain", xanchor="left",
-                 yanchor="top", showarrow=False, font=dict(size=11, color="grey"))
-    xaxis = dict(type="log", tickvals=list(ks), ticktext=[f"{k:,}" for k in ks])
-    return _figure(data, dict(shapes=[line], annotations=[label], xaxis=xaxis),
-                   title="log p(x) of one image: estimates as the number of samples k grows", x="samples k",
-                   y="estimate of log p(x) (nats)", uirevision=uirevision, height=420)

@@ -1,0 +1,224 @@
+"""The run monitor: one run's state, progress, live loss curves and its sample grid of every
+epoch (scrub back through them, download them as a GIF), with Stop and Resume.
+
+It only reads the run directory (and asks the job backend whether the job lives), so a refresh,
+a second tab or a closed browser never touches training. The view is a fragment that polls about
+once a second while the job is active, and stops polling (with one full rerun) when it ends.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from genapp.images import gif_bytes
+from genapp.jobs import LaunchError
+from genapp.jobs.queue import max_jobs
+from genapp.runs import RunDir, RunError, list_runs
+from genapp.ui import charts
+from genapp.ui.resources import Settings, job_backend, metrics_history
+from genapp.ui.text import duration
+
+POLL_SECONDS = 1.0
+GIF_MAX_FRAMES = 100
+
+
+def family_run_names(family: str, runs_dir: Path) -> list[str]:
+    """This family's runs, newest first, with those just launched (no directory yet) on top."""
+    names = [run.name for run in list_runs(runs_dir) if run.family == family]
+    pending = [n for n in job_backend().pending(runs_dir, family) if n not in names]
+    return [*pending, *names]
+
+
+def run_view(family: str, settings: Settings) -> None:
+    """Pick a run of this family and watch it."""
+    st.subheader("Runs")
+    job_backend().reap()
+    names = family_run_names(family, settings.runs_dir)
+    if not names:
+        st.info(f"No {family} runs in {settings.runs_dir} yet: start one with the form.")
+        return
+    key = f"{family}-watched"
+    if st.session_state.get(key) not in names:  # first look: a run in progress, else the newest
+        active = [n for n in names if job_backend().status(RunDir(settings.runs_dir / n)).active]
+        st.session_state[key] = (active or names)[0]
+    name = st.selectbox("Run", names, key=key)
+    run = RunDir(settings.runs_dir / name)
+    _live_view(run, family, polling=job_backend().status(run).active)
+
+
+def _live_view(run: RunDir, family: str, polling: bool) -> None:
+    @st.fragment(run_every=POLL_SECONDS if polling else None)
+    def live() -> None:
+        state = job_backend().status(run)
+        if polling and not state.active:
+            st.rerun()  # the job ended: one full rerun switches polling off
+        _status(run, state)
+        _actions(run, state, family)
+        history = metrics_history(str(run.path))
+        history.refresh()
+        _curves(run, history, family)
+        _samples(run)
+
+    live()
+
+
+STATE_COLORS = {"starting": "blue", "queued": "blue", "running": "green", "finished": "gray",
+                "stopped": "orange", "failed": "red", "diverged": "red", "unknown": "gray"}
+
+
+def _status(run: RunDir, state) -> None:
+    """State, progress bar with images/s and time left, and the error of a failed run."""
+    status = state.status
+    color = STATE_COLORS.get(state.state, "gray")
+    where = f" on {status['device']}" if status.get("device") else ""
+    if status.get("cuda_graph"):
+        where += " (one CUDA graph per step)"
+    st.markdown(f"**{run.name}** · :{color}[{state.state}]{where}")
+    total = status.get("total_steps")
+    if state.ticket is not None:
+        st.progress(0.0, text=queue_text(state))
+    elif total:
+        step = status.get("step", 0)
+        st.progress(min(1.0, step / total), text=_progress_text(status, state.active))
+    elif state.active:
+        st.progress(0.0, text="starting: loading data and building the model…")
+    if state.error:
+        st.error(state.error)
+
+
+def queue_text(state) -> str:
+    """Where a queued job stands: "waiting for a free training slot: 2nd of 3 in the queue · ..."."""
+    try:
+        limit = max_jobs()
+    except ValueError:
+        limit = 0
+    position, waiting = state.ticket.position, state.waiting
+    ordinal = {1: "1st", 2: "2nd", 3: "3rd"}.get(position, f"{position}th")
+    at_a_time = f" · {limit} job{'s' if limit != 1 else ''} train at a time" if limit else ""
+    return f"waiting for a free training slot: {ordinal} of {waiting} in the queue{at_a_time}"
+
+
+def _progress_text(status: dict, active: bool) -> str:
+    parts = [f"{status.get('epoch', 0)} of {status.get('epochs', '?')} epochs done",
+             f"step {status.get('step', 0):,} of {status.get('total_steps', 0):,}"]
+    if active and status.get("images_per_s"):
+        parts.append(f"{status['images_per_s']:,.0f} images/s")
+    if active and status.get("eta_s") is not None:
+        parts.append(f"about {duration(status['eta_s'])} left")
+    return " · ".join(parts)
+
+
+def _actions(run: RunDir, state, family: str) -> None:
+    """Stop while active; Resume (to a chosen number of epochs) otherwise."""
+    backend = job_backend()
+    if state.active:
+        queued = state.ticket is not None
+        help_text = "Leaves the queue." if queued else "The job saves a checkpoint and ends as stopped."
+        if st.button("Stop", key=f"{family}-stop", help=help_text):
+            try:
+                backend.stop(run)
+                st.info("Left the queue." if queued else "Stopping: the job saves a checkpoint and ends.")
+            except LaunchError as e:
+                st.error(str(e))
+        return
+    if not run.exists():
+        return
+    try:
+        epochs = int(run.read_config()["train"]["epochs"])
+    except (RunError, KeyError, TypeError, ValueError) as e:
+        st.error(f"This run's config.json is unreadable, so it cannot be resumed: {e}")
+        return
+    done = int(state.status.get("epoch", 0))
+    target_default = epochs if done < epochs else epochs * 2
+    columns = st.columns([2, 1, 3], vertical_alignment="bottom")
+    target = columns[0].number_input("Train until epoch", min_value=1, value=target_default, step=1,
+                                     key=f"{family}-resume-epochs-{run.name}")
+    if columns[1].button("Resume", key=f"{family}-resume"):
+        if target <= done:
+            st.error(f"The run has done {done} epochs already: choose more to resume it.")
+            return
+        try:
+            backend.resume(run, epochs=int(target))
+        except (LaunchError, RunError, OSError) as e:
+            st.error(f"Not resumed: {e}")
+            return
+        st.rerun()
+
+
+def _curves(run: RunDir, history, family: str) -> None:
+    names = history.metric_names("train")
+    if not names:
+        st.info("The loss curves appear with the first training steps.")
+        return
+    key = f"{family}-curve-metric"
+    if st.session_state.get(key) not in names:  # first view, or a run that logs other metrics
+        st.session_state[key] = "loss" if "loss" in names else names[0]
+    metric = st.radio("Metric", names, horizontal=True, key=key)
+    fig = charts.training_curves(history.columns("train"), history.columns("valid"), metric, uirevision=run.name)
+    st.plotly_chart(fig, key=f"{family}-curves", config={"displaylogo": False})
+
+
+def _samples(run: RunDir) -> None:
+    """The fixed-noise grid of the latest epoch, a slider back through every epoch, a GIF."""
+    epochs = run.sample_epochs()
+    if not epochs:
+        st.info("The first sample grid appears once the model is built.")
+        return
+    picture, controls = st.columns(2, gap="large")
+    with controls:
+        shown = _scrubbed_epoch(run, epochs)
+        st.caption("The same noise decoded after every epoch: scrub back to watch the digits form.")
+        st.download_button(
+            "Download the progress as a GIF", data=lambda: progress_gif(run), file_name=f"{run.name}-samples.gif",
+            mime="image/gif", key=f"gif-{run.path}", on_click="ignore",
+        )
+    grid = read_grid(run.sample_path(shown))
+    if grid is not None:
+        caption = "before training" if shown == 0 else f"after epoch {shown}"
+        picture.image(grid, caption=f"Samples from fixed noise, {caption}", width="stretch")
+
+
+def _scrubbed_epoch(run: RunDir, epochs: list[int]) -> int:
+    """The slider's epoch: it follows the newest grid unless the user has picked an earlier one."""
+    latest = epochs[-1]
+    if len(epochs) < 2:
+        return latest
+    pin_key = f"scrub-pin-{run.path}"
+    pinned = st.session_state.get(pin_key)
+    key = f"scrub-{run.path}-{latest}"  # a new slider per new epoch: its range grows
+    return st.select_slider("Epoch", options=epochs, value=pinned if pinned in epochs else latest, key=key,
+                            on_change=_pin_epoch, args=(pin_key, key, latest))
+
+
+def _pin_epoch(pin_key: str, key: str, latest: int) -> None:
+    value = st.session_state[key]
+    st.session_state[pin_key] = None if value == latest else value
+
+
+def read_grid(path: Path) -> np.ndarray | None:
+    """A sample grid PNG as uint8 [H, W], or None if it is missing or still being written."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def progress_gif(run: RunDir) -> bytes:
+    """Every epoch's sample grid (at most ``GIF_MAX_FRAMES``, evenly spread) as a looping GIF."""
+    epochs = run.sample_epochs()
+    if len(epochs) > GIF_MAX_FRAMES:
+        keep = np.linspace(0, len(epochs) - 1, GIF_MAX_FRAMES).round().astype(int)
+        epochs = [epochs[i] for i in keep]
+    frames = [g for g in (read_grid(run.sample_path(e)) for e in epochs) if g is not None]
+    shapes = {f.shape for f in frames}
+    frames = [f for f in frames if f.shape == frames[-1].shape] if len(shapes) > 1 else frames
+    return gif_bytes(frames, duration_ms=400, scale=2)
+
+
+def state_keys(family: str) -> list[str]:
+    """The session-state keys of the monitor's widgets whose values should outlive a tab switch."""
+    return [f"{family}-watched", f"{family}-curve-metric"]

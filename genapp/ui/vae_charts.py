@@ -1,0 +1,90 @@
+"""Plotly figures of the VAE tab: the latent scatter, the ELBO over training, the KL of each
+latent dimension and the seed's Q1.4 (log p(x) estimates against the number of samples). Pure
+functions of plain data: no streamlit, no torch."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from genapp.ui.charts import DIGIT_COLORS, PALETTE, Columns, figure, layout, series
+
+def latent_scatter(points: np.ndarray, labels: np.ndarray, indices: np.ndarray, axis_titles: tuple[str, str],
+                   selected: int | None = None, uirevision: str = "latent") -> go.Figure:
+    """Encoded images as points coloured by digit; each point carries its image index.
+
+    points float [n, 2]; labels int [n] in 0..9; indices int [n] (``customdata``, so a click
+    tells which image it was); ``selected`` is an image index to ring, if it is among them.
+    """
+    fig = go.Figure()
+    for digit in range(10):
+        mask = labels == digit
+        fig.add_scattergl(
+            x=points[mask, 0], y=points[mask, 1], mode="markers", name=str(digit), customdata=indices[mask],
+            marker=dict(size=5, color=DIGIT_COLORS[digit], opacity=0.75),
+            hovertemplate=f"digit {digit}<br>image %{{customdata}}<extra></extra>",
+        )
+    if selected is not None and np.any(indices == selected):
+        (row,) = np.flatnonzero(indices == selected)[:1]
+        fig.add_scatter(x=[points[row, 0]], y=[points[row, 1]], mode="markers", name="selected", hoverinfo="skip", showlegend=False,
+                        marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(width=3, color="black")))
+    layout(fig, title="Test images by digit (click a point)", x=axis_titles[0], y=axis_titles[1],
+            uirevision=uirevision, height=460, hovermode="closest")
+    fig.update_layout(clickmode="event+select", margin_t=40,
+                      legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top", title_text="digit"))
+    return fig
+
+
+def elbo_history(valid: Columns, uirevision: str = "elbo") -> go.Figure:
+    """The validation negative ELBO per epoch as stacked reconstruction and KL terms (nats)."""
+    fig = go.Figure()
+    for name, color in (("recon", PALETTE[0]), ("kl", PALETTE[1])):
+        epochs, values = series(valid, name, x="epoch")
+        label = "reconstruction −log p(x|z)" if name == "recon" else "KL(q(z|x) ‖ p(z))"
+        fig.add_scatter(x=epochs, y=values, name=label, mode="lines", stackgroup="elbo", line=dict(color=color))
+    return layout(fig, title="−ELBO = reconstruction + KL (validation)", x="epoch", y="nats per image",
+                   uirevision=uirevision)
+
+
+def kl_per_dimension(kl: np.ndarray, active: np.ndarray) -> go.Figure:
+    """Bar per latent dimension: mean KL in nats (kl float [d]), active units in colour (active bool [d])."""
+    dims = np.arange(1, len(kl) + 1)
+    colors = [PALETTE[0] if a else "lightgrey" for a in active]
+    fig = go.Figure(go.Bar(x=dims, y=kl, marker_color=colors,
+                           hovertemplate="z%{x}: %{y:.2f} nats<extra></extra>"))
+    layout(fig, title=f"KL of each latent dimension: {int(active.sum())} of {len(kl)} active",
+            x="latent dimension", y="nats per image", hovermode="closest")
+    fig.update_xaxes(tickmode="linear" if len(kl) <= 32 else "auto")
+    return fig
+
+
+METHOD_LABELS = {"prior": "Monte Carlo, z ~ p(z)", "importance": "importance sampling, z ~ q(z|x)"}
+
+
+def likelihood_estimates(ks: Sequence[int], means: dict[str, np.ndarray], stds: dict[str, np.ndarray],
+                         counts: Sequence[int], best: float, uirevision: str = "q14") -> go.Figure:
+    """Estimates of log p(x) against the number of samples k (log axis): for each method the mean
+    of its estimates at each k with ± one standard deviation, and a dashed line at ``best`` (the
+    importance-sampling estimate at the largest k).
+
+    ``means`` and ``stds`` map "prior" / "importance" to float [len(ks)]; ``counts`` says how
+    many independent estimates each k has.
+    """
+    data = [
+        go.Scatter(x=list(ks), y=means[method], mode="lines+markers", name=METHOD_LABELS[method],
+                   error_y=dict(type="data", array=stds[method], visible=True, thickness=1.5, width=6),
+                   line=dict(color=PALETTE[i], width=2), marker=dict(size=8),
+                   customdata=np.stack([stds[method], counts], 1),
+                   hovertemplate="k = %{x:,}: %{y:.2f} ± %{customdata[0]:.2f} nats "
+                                 "(%{customdata[1]:,} estimates)<extra></extra>")
+        for i, method in enumerate(("prior", "importance"))
+    ]
+    line = dict(type="line", y0=best, y1=best, yref="y", x0=0, x1=1, xref="x domain",
+                line=dict(dash="dash", color="grey", width=1))
+    label = dict(text=f"best estimate {best:.2f}", y=best, yref="y", x=0, xref="x domain", xanchor="left",
+                 yanchor="top", showarrow=False, font=dict(size=11, color="grey"))
+    xaxis = dict(type="log", tickvals=list(ks), ticktext=[f"{k:,}" for k in ks])
+    return figure(data, dict(shapes=[line], annotations=[label], xaxis=xaxis),
+                   title="log p(x) of one image: estimates as the number of samples k grows", x="samples k",
+                   y="estimate of log p(x) (nats)", uirevision=uirevision, height=420)
