@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from genapp import data
 from genapp.config import ConfigError, TrainConfig
+from genapp.checkpoint import load_model
 from genapp.models import VAE, VAEConfig
 
 
@@ -129,3 +130,41 @@ def test_config_validation():
         VAEConfig(latent_dim=0)
     with pytest.raises(ConfigError, match="hidden"):
         VAEConfig(hidden=(500, 0))
+    with pytest.raises(ConfigError, match="kl_weight"):
+        VAEConfig(kl_weight=-1.0)
+
+
+def test_the_kl_weight_scales_the_training_loss_but_not_the_validation_elbo(images):
+    x = data.fixed_binarization(images)
+    plain, weighted = small_vae(), small_vae()
+    weighted.config.kl_weight = 4.0
+    weighted.load_state_dict(plain.state_dict())
+    torch.manual_seed(1)
+    a = plain.loss(x)
+    torch.manual_seed(1)
+    b = weighted.loss(x)
+    assert b["recon"] == a["recon"] and b["kl"] == a["kl"] and a["kl"] > 0
+    assert b["loss"].item() == pytest.approx((a["recon"] + 4.0 * a["kl"]).item())
+    assert weighted.validate(images) == plain.validate(images)  # the true -ELBO, whatever the weight
+
+
+def test_the_autoencoder_option_trains_with_its_kl_exactly_zero(tmp_path):
+    from genapp.models import RunConfig
+    from genapp.training import train
+
+    config = RunConfig("vae", VAEConfig(latent_dim=2, hidden=(64, 32), autoencoder=True),
+                       TrainConfig(epochs=2, batch_size=64, train_size=512, valid_size=256, device="cpu",
+                                   sample_count=16, log_every=4))
+    result = train(config, tmp_path / "runs", "ae")
+    records, _ = result.run.read_metrics()
+    train_records = [r for r in records if r["split"] == "train"]
+    assert len(train_records) == 16 and all(r["kl"] == 0.0 and r["loss"] == r["recon"] for r in train_records)
+    valid = [r for r in records if r["split"] == "valid"]
+    assert all(r["kl"] == 0.0 for r in valid) and valid[1]["recon"] < valid[0]["recon"]
+    model = load_model(result.run.checkpoint)
+    x = data.fixed_binarization(data.load_mnist().test.images[:64])
+    z, _ = model.encode(x)
+    assert torch.equal(model.elbo(x), model.elbo(x))  # deterministic: z is the mean, no sampling
+    assert torch.allclose(-model.elbo(x), F.binary_cross_entropy_with_logits(model.decode(z), x, reduction="none")
+                          .flatten(1).sum(1))
+    assert VAE.no_likelihood({"autoencoder": True}) and VAE.no_likelihood({"autoencoder": False}) is None

@@ -161,8 +161,9 @@ def likelihood(entry: ModelEntry) -> dict:
     """
     family = get_family(entry.family)
     none = {"nll_nats": None, "bpd": None, "likelihood_estimate": None}
-    if family.likelihood_data is None:
-        return {**none, "likelihood_data": f"— (a {family.label} defines no likelihood)"}
+    reason = family.no_likelihood(entry.model_config)
+    if reason is not None:
+        return {**none, "likelihood_data": f"— ({reason})"}
     best = family.likelihood(entry.figures, entry.logged)
     if best is None:
         return {**none, "likelihood_data": "not measured"}

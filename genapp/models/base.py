@@ -68,6 +68,12 @@ class GenerativeModel(nn.Module):
         return cls.objective
 
     @classmethod
+    def no_likelihood(cls, model_config: dict) -> str | None:
+        """Why a model with this config defines no likelihood ("a GAN defines no likelihood"), or
+        None when it defines one."""
+        return None if cls.likelihood_data else f"a {cls.label} defines no likelihood"
+
+    @classmethod
     def likelihood(cls, figures: dict, logged: dict) -> Likelihood | None:
         """The best-known likelihood among recorded figures: ``figures`` in the keys of
         ``test_figures`` (measured on the test set), else ``logged`` validation metrics; None

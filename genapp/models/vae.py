@@ -5,6 +5,10 @@
 
 Trained on binarized MNIST (a fresh Bernoulli draw each epoch), evaluated on one fixed
 binarization of the validation and test sets. All quantities are in nats per image.
+
+Two options go beyond the seed's model: ``kl_weight`` scales the KL term in training (a β-VAE;
+a large weight collapses the posterior), and ``autoencoder`` trains the same networks as a plain
+deterministic autoencoder (z = the encoder's mean, no KL term), the seed's Q1.1 contrast.
 """
 from __future__ import annotations
 
@@ -30,12 +34,35 @@ IWAE_KEY = re.compile(r"^test_iwae_nll_k(\d+)_nats$")
 class VAEConfig:
     latent_dim: int = setting(20, "Latent dimensions")
     hidden: tuple[int, ...] = setting((500, 250), "Hidden layer sizes", "From the image inwards; the decoder mirrors them.")
+    kl_weight: float = setting(1.0, "KL weight β", "Multiplies the KL term of the training loss (a β-VAE). Far above "
+                               "1 the encoder is pushed onto the prior: the posterior collapses (KL → 0) and the "
+                               "decoder learns to ignore z. Validation reports the true −ELBO (β = 1).")
+    autoencoder: bool = setting(False, "Plain autoencoder (no sampling, no KL)",
+                                "The same networks as a deterministic autoencoder: z is the encoder's mean and the "
+                                "loss the reconstruction alone. Its codes form clusters with gaps between them, "
+                                "and what is decoded from a gap is no digit (the seed's Q1.1).")
 
     def __post_init__(self) -> None:
         check(1 <= self.latent_dim <= 512, f"latent_dim must be in 1..512, got {self.latent_dim}")
         self.hidden = tuple(self.hidden)
         check(len(self.hidden) >= 1, "hidden needs at least one layer size")
         check(all(1 <= h <= 8192 for h in self.hidden), f"hidden sizes must be in 1..8192, got {self.hidden}")
+        check(0.0 <= self.kl_weight <= 1000.0, f"kl_weight must be in 0..1000, got {self.kl_weight}")
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """z = mu + sigma * eps with eps ~ N(0, I): a draw from N(mu, diag exp(logvar)) that gradients
+    flow through (the reparameterization trick). mu, logvar [n, d] -> z [n, d]."""
+    if generator is None:
+        eps = torch.randn_like(mu)  # traceable by torch.compile, unlike a generator argument
+    else:
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag exp(logvar)) || N(0, I)) of each row, in closed form: [n] nats."""
+    return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(-1)
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -84,32 +111,33 @@ class VAE(GenerativeModel):
         return data.binarize(images, generator)
 
     def _parts(self, x: torch.Tensor, generator: torch.Generator | None = None):
-        """Per-image reconstruction term -log p(x|z) (one z ~ q) and analytic KL(q(z|x) || p(z))."""
+        """Per-image reconstruction term -log p(x|z) (one z ~ q) and analytic KL(q(z|x) || p(z));
+        for a plain autoencoder, z is the mean and the KL term exactly 0."""
         mu, logvar = self.encode(x)
-        if generator is None:
-            eps = torch.randn_like(mu)  # traceable by torch.compile, unlike a generator argument
+        if self.config.autoencoder:
+            z, kl = mu, torch.zeros(mu.shape[0], device=mu.device, dtype=mu.dtype)
         else:
-            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        z = mu + torch.exp(0.5 * logvar) * eps
+            z, kl = reparameterize(mu, logvar, generator), kl_to_standard_normal(mu, logvar)
         logits = self.decode(z)
         recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
-        kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(1)
         return recon, kl
 
     def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Negative ELBO on binarized images [n,1,28,28]: per-image means, in nats.
+        """The training loss on binarized images [n,1,28,28]: reconstruction + β·KL (the negative
+        ELBO when β = 1), per-image means in nats, with its two parts.
 
         ``forward`` is the training objective so that ``Module.compile()`` compiles exactly it.
         """
         recon, kl = self._parts(batch)
         recon, kl = recon.mean(), kl.mean()
-        return {"loss": recon + kl, "recon": recon, "kl": kl}
+        return {"loss": recon + self.config.kl_weight * kl, "recon": recon, "kl": kl}
 
     def loss(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         return self(batch)
 
     def elbo(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One-sample ELBO of each binarized image, [n], in nats (<= log p(x) in expectation)."""
+        """One-sample ELBO of each binarized image, [n], in nats (<= log p(x) in expectation); for a
+        plain autoencoder minus its reconstruction term, which bounds nothing."""
         recon, kl = self._parts(x, generator)
         return -(recon + kl)
 
@@ -168,6 +196,9 @@ class VAE(GenerativeModel):
         """
         x = data.fixed_binarization(images.to(self.device))
         generator = torch.Generator(device=self.device).manual_seed(seed)
+        if self.config.autoencoder:  # no likelihood: how well it reconstructs, deterministically
+            progress(1.0, f"reconstruction of {len(x):,} test images")
+            return {"test_recon_nats": self.mean_neg_elbo(x)}
         neg_elbo = self.mean_neg_elbo(x, generator)
         progress(0.05, f"−ELBO of {len(x):,} test images")
         rows = max(1, LIKELIHOOD_ROWS // k)  # log_likelihood's images per decoder batch
@@ -178,6 +209,10 @@ class VAE(GenerativeModel):
             done = min((i + 1) * chunk, len(x))
             progress(0.05 + 0.95 * done / len(x), f"IWAE bound (k={k}): {done:,} of {len(x):,} test images")
         return {"test_neg_elbo_nats": neg_elbo, f"test_iwae_nll_k{k}_nats": nll / len(x)}
+
+    @classmethod
+    def no_likelihood(cls, model_config: dict) -> str | None:
+        return "a plain autoencoder defines no likelihood" if model_config.get("autoencoder") else None
 
     @classmethod
     def likelihood(cls, figures: dict, logged: dict) -> Likelihood | None:
