@@ -10,6 +10,9 @@ A checkpoint is a dict::
     step, epoch     int      progress when written (epoch = completed epochs)
     metrics         dict     optional: last validation metrics
     resume          dict     optional, run checkpoints only: optimizer and RNG states
+    parts           list     optional: a snapshot of part of the model, by state-dict prefix
+                             (a GAN's generator); the rest keeps its initial weights
+    weights_dtype   str      optional: "float16" when the weights were stored at half precision
 
 It is written to a temporary file and renamed, so a reader never sees a torn file, and read
 with ``torch.load(weights_only=True)``, so a checkpoint can never run code.
@@ -43,21 +46,34 @@ def save_checkpoint(
     epoch: int = 0,
     metrics: dict | None = None,
     resume: dict | None = None,
+    parts: list[str] | None = None,
+    half: bool = False,
 ) -> None:
-    """Write ``model`` (weights moved to the CPU) and its description to ``path``, atomically."""
+    """Write ``model`` (weights moved to the CPU) and its description to ``path``, atomically:
+    only the weights under the state-dict prefixes ``parts`` when given, at float16 with ``half``."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()
+             if parts is None or any(k.startswith(p) for p in parts)}
     payload = {
         "format_version": FORMAT_VERSION,
         "family": model.name,
         "model_config": to_dict(model.config),
         "train_config": to_dict(train_config) if train_config is not None else {},
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": _half(state) if half else state,
         "step": int(step),
         "epoch": int(epoch),
         "metrics": dict(metrics or {}),
     }
     if resume is not None:
         payload["resume"] = resume
+    if parts is not None:
+        payload["parts"] = list(parts)
+    if half:
+        payload["weights_dtype"] = "float16"
     atomic_write(Path(path), lambda f: torch.save(payload, f))
+
+
+def _half(state_dict: dict) -> dict:
+    return {k: v.half() if v.is_floating_point() else v for k, v in state_dict.items()}
 
 
 def write_half_precision(source: str | Path, target: str | Path) -> None:
@@ -67,9 +83,7 @@ def write_half_precision(source: str | Path, target: str | Path) -> None:
     of the weights as shipped.
     """
     payload = read_checkpoint(source)
-    payload["state_dict"] = {
-        k: v.half() if v.is_floating_point() else v for k, v in payload["state_dict"].items()
-    }
+    payload["state_dict"] = _half(payload["state_dict"])
     payload["weights_dtype"] = "float16"
     atomic_write(Path(target), lambda f: torch.save(payload, f))
 
@@ -108,13 +122,23 @@ def read_checkpoint(path: str | Path, family: str | None = None) -> dict:
 
 
 def model_from_checkpoint(payload: dict, source: str = "checkpoint") -> GenerativeModel:
-    """Rebuild the model a checkpoint describes and load its weights."""
+    """Rebuild the model a checkpoint describes and load its weights. A snapshot of ``parts`` of
+    a model loads those parts only, and the model says so (``model.parts``)."""
+    parts = payload.get("parts")
     try:
         cls = get_family(payload["family"])
         model = cls(from_dict(cls.Config, payload["model_config"]))
-        model.load_state_dict(payload["state_dict"])
+        if parts is None:
+            model.load_state_dict(payload["state_dict"])
+        else:
+            result = model.load_state_dict(payload["state_dict"], strict=False)
+            inside = [k for k in result.missing_keys if any(k.startswith(p) for p in parts)]
+            if result.unexpected_keys or inside:
+                raise RuntimeError(f"snapshot of {', '.join(parts)}: unexpected {result.unexpected_keys}, "
+                                   f"missing {inside}")
     except (ConfigError, RuntimeError, TypeError) as e:
         raise CheckpointError(f"{source}: checkpoint does not match its model: {e}") from None
+    model.parts = tuple(parts) if parts is not None else None
     return model
 
 

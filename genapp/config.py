@@ -74,6 +74,9 @@ class TrainConfig:
     log_every: int = setting(10, "Steps between host synchronisations",
                              "Every step is still recorded; this only sets how often the job waits for the device.")
     sample_count: int = setting(64, "Images in each epoch's sample grid")
+    snapshot_epochs: tuple[int, ...] = setting((), "Keep the model after epochs",
+                                               "Comma-separated epochs whose weights are kept (float16) beside "
+                                               "last.pt and best.pt, to explore the model as it was then.")
     quality_every: int = setting(0, "Score samples every N epochs (0 = never)",
                                  "With the project's MNIST classifier: how recognisable and how varied the samples are.")
     quality_samples: int = setting(2000, "Samples scored each time")
@@ -97,6 +100,9 @@ class TrainConfig:
         check(self.quality_every >= 0, f"quality_every must be >= 0, got {self.quality_every}")
         check(100 <= self.quality_samples <= 50_000, f"quality_samples must be in 100..50000, got {self.quality_samples}")
         check(1 <= self.sample_count <= 400, f"sample_count must be in 1..400, got {self.sample_count}")
+        self.snapshot_epochs = tuple(self.snapshot_epochs)
+        check(len(self.snapshot_epochs) <= 100 and all(1 <= e <= 100_000 for e in self.snapshot_epochs),
+              f"snapshot_epochs must be at most 100 epochs, each at least 1; got {self.snapshot_epochs}")
 
 
 def lr_factor(schedule: str, epoch: int, epochs: int) -> float:

@@ -22,7 +22,7 @@ def test_train_then_evaluate(tmp_path):
     assert "finished: run cli at step 32" in result.stderr
     assert "img/s" in result.stderr  # the progress bar
     run = RunDir.open(runs, "cli")
-    assert run.read_config()["model"] == {"latent_dim": 2, "hidden": [64, 32]}
+    assert run.read_config()["model"] == {"latent_dim": 2, "hidden": [64, 32], "kl_weight": 1.0, "autoencoder": False}
 
     result = cli("eval", str(run.best_checkpoint), "--limit", "100", "--k", "20", "--json", "--quality-samples", "0")
     assert result.returncode == 0, result.stderr
@@ -65,6 +65,17 @@ def test_export_ships_the_best_checkpoint_with_its_figures(tmp_path, monkeypatch
     assert load_model(shipped).config.latent_dim == 2
     assert entry["sha256"] == manifest.sha256(shipped) and entry["size_bytes"] == shipped.stat().st_size
     assert entry["test"]["test_images"] == 10_000 and entry["test"]["test_neg_elbo_nats"] > 0
-    assert entry["command"].startswith("python -m train vae --latent-dim=2 --hidden=32,16 --epochs=1")
+    assert entry["command"].startswith("python -m train vae --latent-dim=2 --hidden=32,16 --kl-weight=1.0 "
+                                       "--autoencoder=false --epochs=1")
     assert "--run-name small" in entry["command"] and entry["train_seconds"] > 0
     assert entry["run"] == "small"  # the explorer shows this run's history beside the shipped file
+    # ... and ships it: the history is a run directory of its own beside the checkpoint
+    history = RunDir(tmp_path / "checkpoints" / entry["history"])
+    assert entry["history"] == "history/tiny" and history.family == "vae" and history.read_status()["state"] == "finished"
+    assert history.read_metrics()[0] == RunDir.open(runs, "small").read_metrics()[0]  # short: nothing thinned
+    assert history.sample_epochs() == [0, 1] and set(history.picture_kinds()) == {"fixed", "fixed-draws", "fresh",
+                                                                                 "fresh-draws", "manifold"}
+    assert history.latent_epochs() == [0, 1]
+    assert entry["history_bytes"] == sum(p.stat().st_size for p in history.path.rglob("*") if p.is_file())
+    assert main(["export", "small", "--name", "../escape", "--runs-dir", str(runs), "--quality-samples", "0"]) == 1
+    assert not (tmp_path / "escape.pt").exists()

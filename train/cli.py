@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--quality-samples", type=int, default=10_000, help="samples scored by the classifier (0 = skip)")
     x.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
     x.add_argument("--device", default="auto", help="where the test figures are measured (default: auto)")
+    x.add_argument("--note", default="", help="a note recorded in the manifest entry (how and why it was made)")
+    x.add_argument("--no-history", action="store_true",
+                   help="ship the checkpoint alone, without checkpoints/history/NAME (the run's curves and pictures)")
     return parser
 
 
@@ -169,15 +172,21 @@ def run_export(args: argparse.Namespace) -> int:
     from genapp.checkpoint import load_model, write_half_precision
     from genapp.devices import device_name, resolve_device
     from genapp.evaluation import evaluate
-    from genapp.runs import RunDir
+    from genapp.models import get_family
+    from genapp.runs import RunDir, check_run_name
+    from genapp.runs.export import export_history
 
     run = RunDir.open(args.runs_dir, args.run)
+    name = check_run_name(args.name)  # one path component: the file stays inside checkpoints/
     status = run.read_status()
     if status.get("state") != "finished":
         print(f"error: run {args.run} is {status.get('state')}, not finished", file=sys.stderr)
         return 1
+    if not run.best_checkpoint.is_file():
+        print(f"error: run {args.run} has no checkpoints/best.pt to ship", file=sys.stderr)
+        return 1
     config = run.read_config()
-    target = manifest.CHECKPOINTS_DIR / f"{args.name}.pt"
+    target = manifest.CHECKPOINTS_DIR / f"{name}.pt"
     target.parent.mkdir(exist_ok=True)
     if args.half:
         write_half_precision(run.best_checkpoint, target)
@@ -189,6 +198,12 @@ def run_export(args: argparse.Namespace) -> int:
     figures = evaluate(model, data_dir=args.data_dir or None, k=args.k, quality_samples=args.quality_samples)
     eval_seconds = time.perf_counter() - start
     info = model.checkpoint_info
+    history = {}
+    if not args.no_history:
+        family = get_family(config["family"])
+        keep = [*family.seed_epochs, *config["train"].get("snapshot_epochs", ()), info["epoch"]]
+        size = export_history(run, manifest.CHECKPOINTS_DIR / "history" / name, keep)
+        history = {"history": f"history/{name}", "history_bytes": size}
     entry = {
         "file": target.name,
         "family": config["family"],
@@ -206,12 +221,14 @@ def run_export(args: argparse.Namespace) -> int:
         "device_name": status.get("device_name"),
         "threads": status.get("threads"),
         "command": f"{manifest.recorded_command(config, args.run)} && "
-                   f"python -m train export {args.run} --name {args.name} --k {args.k}" + (" --half" if args.half else ""),
+                   f"python -m train export {args.run} --name {name} --k {args.k}" + (" --half" if args.half else ""),
         "eval_command": f"python -m train eval checkpoints/{target.name} --k {args.k}",
         "eval_seconds": round(eval_seconds, 1),
         "eval_device": device_name(device),
+        **history,
+        **({"note": args.note} if args.note else {}),
     }
-    manifest.write_entry(args.name, entry)
+    manifest.write_entry(name, entry)
     print(json.dumps(entry, indent=2))
     return 0
 

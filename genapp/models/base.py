@@ -57,6 +57,8 @@ class GenerativeModel(nn.Module):
     monitor_lower_is_better: ClassVar[bool] = True
     # The family's own defaults for TrainConfig fields (the seed's settings).
     train_defaults: ClassVar[dict] = {}
+    # The epochs at which the seed's report shows this family's pictures (its Fig. 6-7, 10-11, 15).
+    seed_epochs: ClassVar[tuple[int, ...]] = ()
 
     @classmethod
     def default_train_config(cls, **overrides) -> TrainConfig:
@@ -104,6 +106,23 @@ class GenerativeModel(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n samples, float [n,1,28,28] in [0,1]."""
         raise NotImplementedError
+
+    @torch.no_grad()
+    def epoch_pictures(self, count: int, fixed: torch.Generator, fresh: torch.Generator) -> dict[str, torch.Tensor]:
+        """The pictures the engine records after each epoch, by kind (``genapp.runs.PICTURES``):
+        each float [count (or n x n), 1, 28, 28] in [0, 1]. ``fixed`` draws the same noise every
+        epoch, ``fresh`` new noise. By default the family's samples from both."""
+        return {"fixed": self.sample(count, generator=fixed), "fresh": self.sample(count, generator=fresh)}
+
+    @torch.no_grad()
+    def epoch_latents(self, images: torch.Tensor) -> torch.Tensor | None:
+        """Codes worth recording each epoch for uint8 ``images`` [n,1,28,28] ([n, 2] for a 2-D
+        latent space, which the explorer draws), or None: nothing to record."""
+        return None
+
+    def snapshot_parts(self) -> list[str] | None:
+        """The state-dict prefixes a snapshot of the model needs to be explored (None: all)."""
+        return None
 
     @torch.no_grad()
     def test_figures(self, images: torch.Tensor, *, k: int = 1000, draws: int = 4, seed: int = 0,

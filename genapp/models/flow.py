@@ -109,6 +109,7 @@ class Flow(GenerativeModel):
     Config = FlowConfig
     objective = "max exact log p(x), change of variables"
     likelihood_data = "dequantized 8-bit"
+    seed_epochs = (1, 10, 20, 30, 40)
     monitor = "bpd"
     train_defaults = {"lr": 1e-3, "epochs": 40, "batch_size": 64}
 

@@ -121,6 +121,7 @@ class GAN(GenerativeModel):
     label = "GAN"
     Config = GANConfig
     objective = "min_G max_D V(D, G)"
+    seed_epochs = (1, 12, 50, 110, 200)
     monitor = "fid"  # picks best.pt when the engine measures sample quality
     train_defaults = {"lr": 2e-4, "epochs": 200, "batch_size": 128, "quality_every": 5}
 
@@ -315,6 +316,10 @@ class GAN(GenerativeModel):
         """n images G(z), z ~ N(0, I): float [n,1,28,28] in [0,1]."""
         z = torch.randn((n, self.latent_dim), generator=generator, device=self.device)
         return self.generate(z)
+
+    def snapshot_parts(self) -> list[str]:
+        """Only the generator that pictures come from: what exploring a past epoch needs."""
+        return ["generator_ema."] if self.generator_ema is not None else ["generator."]
 
     @torch.no_grad()
     def interpolate(self, z0: torch.Tensor, z1: torch.Tensor, steps: int, mode: str = "linear") -> torch.Tensor:

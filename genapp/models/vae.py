@@ -27,6 +27,7 @@ from genapp.models.base import GenerativeModel, Likelihood, Progress, no_progres
 
 LOG_2PI = math.log(2 * math.pi)
 LIKELIHOOD_ROWS = 16384  # decoder rows alive at once in log_likelihood (about 100 MB)
+MANIFOLD_PICTURE = 15  # the manifold recorded each epoch: 15 x 15 decodings
 IWAE_KEY = re.compile(r"^test_iwae_nll_k(\d+)_nats$")
 
 
@@ -81,6 +82,7 @@ class VAE(GenerativeModel):
     Config = VAEConfig
     objective = "max ELBO = E_q log p(x|z) − KL(q ‖ p)"
     likelihood_data = "binarized (fixed draw)"
+    seed_epochs = (1, 10, 20, 30, 40)
 
     def __init__(self, config: VAEConfig | None = None) -> None:
         super().__init__(config or VAEConfig())
@@ -246,6 +248,25 @@ class VAE(GenerativeModel):
         """Bernoulli means of n decodings of z ~ N(0, I): float [n,1,28,28] in [0,1]."""
         z = torch.randn((n, self.latent_dim), generator=generator, device=self.device)
         return torch.sigmoid(self.decode(z))
+
+    @torch.no_grad()
+    def epoch_pictures(self, count: int, fixed: torch.Generator, fresh: torch.Generator) -> dict[str, torch.Tensor]:
+        """Bernoulli means and one Bernoulli draw of each, from fixed and from fresh noise (the
+        seed's Fig. 6 and 7, draws above means), and the manifold of a 2-D latent space."""
+        pictures = {}
+        for kind, generator in (("fixed", fixed), ("fresh", fresh)):
+            means = self.sample(count, generator=generator)
+            pictures[kind], pictures[f"{kind}-draws"] = means, torch.bernoulli(means, generator=generator)
+        if self.latent_dim == 2:
+            pictures["manifold"] = self.manifold(MANIFOLD_PICTURE)
+        return pictures
+
+    @torch.no_grad()
+    def epoch_latents(self, images: torch.Tensor) -> torch.Tensor | None:
+        """The posterior means of ``images`` (their fixed binarization) when the latent space is 2-D."""
+        if self.latent_dim != 2:
+            return None
+        return self.encode(data.fixed_binarization(images.to(self.device)))[0]
 
     @torch.no_grad()
     def manifold(self, n: int) -> torch.Tensor:

@@ -3,11 +3,16 @@
 Standard library only (the job queue and the explorer read runs without loading torch).
 
     runs/<run-id>/
+      .genapp-run          the marker: genapp made this folder (only such folders are runs)
       config.json          RunConfig as JSON
       status.json          state (queued/running/finished/stopped/failed/diverged), progress, error
       metrics.jsonl        one JSON object a line: step, epoch, split, time, then named values
-      samples/epoch-0001.png  the fixed-noise grid after each epoch
-      checkpoints/last.pt, best.pt
+      events.out.tfevents.*  the same curves, the grids and the config for TensorBoard
+      samples/epoch-0001.png  the fixed-noise grid after each epoch (epoch 0: before training)
+      samples/<kind>/epoch-0001.png  the family's other pictures of each epoch (fresh noise,
+                           Bernoulli draws, the 2-D manifold: see ``PICTURES``)
+      samples/latents/epoch-0001.npz  a 2-D latent's codes of validation images (points, labels)
+      checkpoints/last.pt, best.pt, epoch-0001.pt (snapshots kept at chosen epochs)
 
 Writers append whole lines or write a temporary file and rename it, so a reader never sees a
 torn JSON document; a partial *last* line of metrics.jsonl (a write in progress) is skipped.
@@ -35,6 +40,15 @@ STATUS_TYPES = {
     "train_seconds": (int, float), "threads": int, "device": str, "device_name": str, "metrics": dict,
 }
 ACTIVE_STATES = ("queued", "running")
+# The pictures a run can record each epoch, and what each one is; "fixed" is samples/epoch-*.png.
+PICTURES = {
+    "fixed": "samples from fixed noise (the same noise every epoch)",
+    "fixed-draws": "Bernoulli draws from the fixed noise's decodings",
+    "fresh": "samples from fresh noise (new noise every epoch)",
+    "fresh-draws": "Bernoulli draws from the fresh noise's decodings",
+    "manifold": "the decoder's 2-D latent manifold",
+}
+MARKER = ".genapp-run"  # written when a run is created: what genapp lists and may delete
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -101,6 +115,7 @@ class RunDir:
     def name(self) -> str:
         return self.path.name
 
+    marker_path = property(lambda self: self.path / MARKER)  # "genapp made this run"
     config_path = property(lambda self: self.path / "config.json")
     status_path = property(lambda self: self.path / "status.json")
     metrics_path = property(lambda self: self.path / "metrics.jsonl")
@@ -129,8 +144,11 @@ class RunDir:
     # -- writers (the job) --------------------------------------------------------------------
 
     def create(self, config: dict) -> None:
-        # config.json first: a job killed in here leaves a run that exists, or an empty folder.
+        # The marker and config.json first: a job killed in here leaves a run that exists, or an
+        # empty folder.
         self.path.mkdir(parents=True, exist_ok=True)
+        if not self.marker_path.is_file():
+            write_json(self.marker_path, {"made_by": "genapp", "created": time.time()})
         write_json(self.config_path, config)
         self.samples_dir.mkdir(exist_ok=True)
         self.checkpoints_dir.mkdir(exist_ok=True)
@@ -158,8 +176,16 @@ class RunDir:
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(text)
 
-    def sample_path(self, epoch: int) -> Path:
-        return self.samples_dir / f"epoch-{epoch:04d}.png"
+    def sample_path(self, epoch: int, kind: str = "fixed") -> Path:
+        """Where the ``kind`` picture (one of ``PICTURES``) of ``epoch`` goes."""
+        folder = self.samples_dir if kind == "fixed" else self.samples_dir / kind
+        return folder / f"epoch-{epoch:04d}.png"
+
+    def latents_path(self, epoch: int) -> Path:
+        return self.samples_dir / "latents" / f"epoch-{epoch:04d}.npz"
+
+    def snapshot_path(self, epoch: int) -> Path:
+        return self.checkpoints_dir / f"epoch-{epoch:04d}.pt"
 
     # -- readers (anyone) ---------------------------------------------------------------------
 
@@ -209,15 +235,35 @@ class RunDir:
                 records.append(record)
         return records, offset + end
 
-    def sample_epochs(self) -> list[int]:
-        """Epochs that have a sample grid, in order."""
-        epochs = []
-        for p in self.samples_dir.glob("epoch-*.png"):
-            try:
-                epochs.append(int(p.stem.split("-")[1]))
-            except (IndexError, ValueError):
-                continue
-        return sorted(epochs)
+    def sample_epochs(self, kind: str = "fixed") -> list[int]:
+        """Epochs that have a ``kind`` picture, in order."""
+        return _epochs(self.sample_path(0, kind).parent, ".png")
+
+    def picture_kinds(self) -> list[str]:
+        """The kinds of picture (of ``PICTURES``, in its order) this run has recorded."""
+        return [kind for kind in PICTURES if self.sample_epochs(kind)]
+
+    def latent_epochs(self) -> list[int]:
+        return _epochs(self.samples_dir / "latents", ".npz")
+
+    def snapshot_epochs(self) -> list[int]:
+        """Epochs whose model was kept (``checkpoints/epoch-NNNN.pt``)."""
+        return _epochs(self.checkpoints_dir, ".pt")
+
+
+def _epochs(folder: Path, suffix: str) -> list[int]:
+    """The N of each ``epoch-N<suffix>`` file in ``folder``, in order; none if it is missing."""
+    epochs = []
+    try:
+        names = [p.name for p in folder.glob(f"epoch-*{suffix}")]
+    except OSError:
+        return []
+    for name in names:
+        try:
+            epochs.append(int(name[len("epoch-"):-len(suffix)]))
+        except ValueError:
+            continue
+    return sorted(epochs)
 
 
 def is_record(record: object) -> bool:

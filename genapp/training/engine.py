@@ -25,9 +25,11 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from genapp.checkpoint import model_from_checkpoint, save_checkpoint
+from genapp.files import atomic_write
 from genapp.config import lr_factor
 from genapp.data import load_mnist
 from genapp.devices import device_name, resolve_device
@@ -38,6 +40,8 @@ from genapp.runs.locks import process_start
 from genapp.training.graphs import GraphedStep, plain_optimizer_state, set_lr
 
 SAMPLE_SEED_OFFSET = 7919  # fixed noise for the per-epoch sample grids
+FRESH_SEED_OFFSET = 104_729  # fresh noise: a new seed each epoch, from the run's seed
+LATENT_IMAGES = 2000  # validation images whose 2-D codes are recorded each epoch
 
 
 class Diverged(RuntimeError):
@@ -79,6 +83,9 @@ class Trainer:
         mnist = load_mnist(tc.data_dir or None)
         self.train_images = mnist.train.images[: tc.train_size or None].to(self.device)
         self.valid_images = mnist.valid.images[: tc.valid_size or None].to(self.device)
+        self.latent_images = mnist.valid.images[:LATENT_IMAGES].to(self.device)
+        self.latent_labels = mnist.valid.labels[:LATENT_IMAGES]
+        self.epoch_records: list[dict] = []  # the validation (and quality) records of the last epoch
         self.data_source = mnist.source
 
         family = get_family(config.family)
@@ -199,13 +206,24 @@ class Trainer:
             cb.on_steps(self, records)
         self._status("running")
 
-    def _sample_grid(self, epoch: int) -> None:
-        generator = torch.Generator(device=self.device).manual_seed(self.config.train.seed + SAMPLE_SEED_OFFSET)
+    def _record_pictures(self, epoch: int) -> None:
+        """The family's pictures of this epoch (fixed noise, fresh noise, ...) and its 2-D codes.
+
+        Every draw comes from generators of its own, so recording changes nothing in training.
+        """
+        tc = self.config.train
+        fixed = torch.Generator(device=self.device).manual_seed(tc.seed + SAMPLE_SEED_OFFSET)
+        fresh = torch.Generator(device=self.device).manual_seed(tc.seed * 1_000_003 + FRESH_SEED_OFFSET + epoch)
         self.model.eval()
         with torch.no_grad():
-            images = self.model.sample(self.config.train.sample_count, generator=generator)
+            pictures = self.model.epoch_pictures(tc.sample_count, fixed, fresh)
+            latents = self.model.epoch_latents(self.latent_images)
         self.model.train()
-        save_png(make_grid(images), self.run.sample_path(epoch))
+        for kind, images in pictures.items():
+            save_png(make_grid(images), self.run.sample_path(epoch, kind))
+        if latents is not None:
+            points, labels = latents.float().cpu().numpy().astype(np.float16), self.latent_labels.numpy().astype(np.uint8)
+            atomic_write(self.run.latents_path(epoch), lambda f: np.savez(f, points=points, labels=labels))
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -219,7 +237,7 @@ class Trainer:
                 self.save(self.run.last_checkpoint)
                 return self._finish("stopped")
             if self.step == 0:
-                self._sample_grid(0)
+                self._record_pictures(0)
             self.model.train()
             while self.epoch < tc.epochs:
                 if self._train_epoch():
@@ -266,6 +284,7 @@ class Trainer:
         return False
 
     def _end_epoch(self) -> None:
+        tc = self.config.train
         t, s = time.perf_counter(), self.step
         if s > self._rate[1] and not self.images_per_s:  # epochs too short for the rolling rate
             self.images_per_s = (s - self._rate[1]) * self.config.train.batch_size / (t - self._rate[0])
@@ -286,7 +305,8 @@ class Trainer:
                             "time": round(time.time(), 3), **quality})
             metrics = self.last_metrics = {**metrics, **quality}
         self.run.append_metrics(records)
-        self._sample_grid(self.epoch)
+        self.epoch_records = records
+        self._record_pictures(self.epoch)
         value = metrics.get(self.model.monitor)
         if value is None and self.best is None:
             better = True  # the monitor was never measured: the latest is the best we know
@@ -296,9 +316,14 @@ class Trainer:
             )
         if better and value is not None:
             self.best = value
-        self.save(self.run.last_checkpoint)
+        # best.pt first: a job killed between the two writes resumes from the previous last.pt and
+        # redoes this epoch, so best.pt is never behind a last.pt that has passed it.
         if better:
             self.save(self.run.best_checkpoint, with_resume=False)
+        self.save(self.run.last_checkpoint)
+        if self.epoch in tc.snapshot_epochs:
+            save_checkpoint(self.run.snapshot_path(self.epoch), self.model, train_config=tc, step=self.step,
+                            epoch=self.epoch, metrics=self.last_metrics, parts=self.model.snapshot_parts(), half=True)
         for cb in self.callbacks:
             cb.on_epoch_end(self, {**records[0], **quality})
         self._status("running", force=True)
@@ -326,6 +351,8 @@ class Trainer:
 
     def _finish(self, state: str, **extra) -> RunResult:
         self._pending = []
+        if state == "finished" and not self.run.best_checkpoint.is_file():
+            self.save(self.run.best_checkpoint, with_resume=False)  # a finished run always has one
         self._status(state, force=True, **extra)
         for cb in self.callbacks:
             cb.on_end(self, state)

@@ -22,6 +22,7 @@ from genapp.models import RunConfig
 from genapp.runs import RunDir, RunError, StorageError, new_run_name, storage_message
 from genapp.runs.locks import lock_run, process_start
 from genapp.training.engine import RunResult, Trainer
+from genapp.training.tensorboard import TensorBoardEvents
 
 # A SIGTERM that arrives before the trainer exists (while data loads or the step compiles):
 # ``catch_sigterm_early`` records it here, and the trainer stops as soon as its loop begins.
@@ -84,9 +85,10 @@ def train(config: RunConfig, runs_dir: str | Path = "runs", run_name: str | None
 
 
 def _fit(config: RunConfig, run: RunDir, callbacks, checkpoint: dict | None = None) -> RunResult:
-    """Build the trainer (a failure there, e.g. no data, still ends the run as failed) and train."""
+    """Build the trainer (a failure there, e.g. no data, still ends the run as failed) and train,
+    writing TensorBoard events beside the metrics."""
     try:
-        trainer = Trainer(config, run, callbacks, checkpoint)
+        trainer = Trainer(config, run, [TensorBoardEvents(), *callbacks], checkpoint)
     except BaseException as e:
         with contextlib.suppress(OSError):
             run.write_status("failed", error=f"{type(e).__name__}: {e}")
