@@ -28,10 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genapp.files import atomic_write
+from genapp.files import atomic_write, cache_dir
 
 ENV_DIR = "GENAPP_MNIST_DIR"
-CACHE_ENV = "GENAPP_CACHE_DIR"
 SPLITS = ("train", "valid", "test")
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -193,14 +192,6 @@ def _decode_pickle(path: Path, source: str) -> MNIST:
 
     train, valid, test = (to_split(p) for p in parts)
     return MNIST(train, valid, test, source=source)
-
-
-def cache_dir() -> Path:
-    """``$GENAPP_CACHE_DIR``, else ``$XDG_CACHE_HOME/genapp``, else ``~/.cache/genapp``."""
-    named = os.environ.get(CACHE_ENV)
-    if named:
-        return Path(named).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genapp"
 
 
 def _write_cache(cache: Path, mnist: MNIST) -> None:

@@ -7,6 +7,7 @@ delete those of a writer that was killed (``RunDir.remove_partial_writes``).
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -19,6 +20,7 @@ from typing import BinaryIO
 # Fault injection, for tests only: comma-separated file names ("last.pt,status.json") whose
 # writes stop half-way and hang, so that a test can kill the writer in the middle of one.
 PAUSE_WRITES_ENV = "GENAPP_FAULT_PAUSE_WRITES"
+CACHE_ENV = "GENAPP_CACHE_DIR"
 
 
 def _umask() -> int:
@@ -37,9 +39,14 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
         with os.fdopen(fd, "wb") as f:
             if path.name in os.environ.get(PAUSE_WRITES_ENV, "").split(","):
                 _write_half_and_hang(f, write)
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+            try:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            except (RuntimeError, ValueError) as e:  # a writer's own error (torch: "unexpected pos ...")
+                if _out_of_space(path.parent):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
+                raise
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -47,6 +54,16 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def _out_of_space(folder: Path) -> bool:
+    """Whether the file system holding ``folder`` has (next to) no room left: the reason a writer
+    that hides the system's error (torch's zip writer) failed."""
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < 4 * 2**20
 
 
 def _write_half_and_hang(f: BinaryIO, write: Callable[[BinaryIO], object]) -> None:
@@ -58,6 +75,15 @@ def _write_half_and_hang(f: BinaryIO, write: Callable[[BinaryIO], object]) -> No
     f.flush()
     os.fsync(f.fileno())
     time.sleep(3600)
+
+
+def cache_dir() -> Path:
+    """``$GENAPP_CACHE_DIR``, else ``$XDG_CACHE_HOME/genapp``, else ``~/.cache/genapp``: where
+    genapp keeps what it can make again (the decoded MNIST copy) and the server's job queue."""
+    named = os.environ.get(CACHE_ENV)
+    if named:
+        return Path(named).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genapp"
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

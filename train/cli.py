@@ -58,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         run = p.add_argument_group("run")
         run.add_argument("--runs-dir", default="runs", help="where run directories live (default: runs)")
         run.add_argument("--run-name", default=None, help="name of the new run (default: family-date-time-id)")
-        run.add_argument("--resume", metavar="RUN", default=None, help="continue RUN from its last checkpoint")
+        run.add_argument("--resume", metavar="RUN", default=None,
+                         help="continue RUN from its last checkpoint (only --epochs may change)")
+        run.add_argument("--restart", action="store_true",
+                         help="with --resume: start RUN over from step 0 when its last.pt is gone")
         run.add_argument("--no-progress", action="store_true", help="no progress bar")
     e = sub.add_parser("eval", help="evaluate a checkpoint on the test set")
     e.add_argument("checkpoint")
@@ -69,8 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     e.add_argument("--quality-samples", type=int, default=10_000,
                    help="samples scored by the classifier (0 = skip the sample-quality scores)")
+    a = sub.add_parser("adopt", help="mark a run made by an older genapp (no .genapp-run marker) as a run")
+    a.add_argument("run")
+    a.add_argument("--runs-dir", default="runs")
     c = sub.add_parser("classifier", help="train the MNIST classifier that scores samples (checkpoints/classifier.pt)")
-    c.add_argument("--epochs", type=int, default=12)
+    c.add_argument("--epochs", type=int, default=12, choices=range(1, 201), metavar="1..200")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--output", default=None, help="default: checkpoints/classifier.pt")
     x = sub.add_parser("export", help="ship a run's best checkpoint to checkpoints/ with its measured figures")
@@ -98,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_export(args)
         if args.command == "classifier":
             return run_classifier(args)
+        if args.command == "adopt":
+            return run_adopt(args)
         return run_train(args)
     except ConfigError as e:
         parser.exit(1, f"error: {e}\n")
@@ -118,6 +126,32 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The RunConfig a training command line asks for. Raises ``ConfigError``."""
+    family = FAMILIES[args.command]
+    if args.run_name is not None:
+        from genapp.runs import check_run_name
+
+        check_run_name(args.run_name)
+    return RunConfig(
+        family=args.command,
+        model=dataclass_from_args(family.Config, args),
+        train=dataclass_from_args(TrainConfig, args, base=family.default_train_config()),
+    )
+
+
+def resume_epochs(args: argparse.Namespace) -> int | None:
+    """The new epoch count of a ``--resume`` command line, the only option it may change. Raises
+    ``ConfigError``."""
+    family = FAMILIES[args.command]
+    given = [option_name(f.name) for cls in (family.Config, TrainConfig) for f in dataclasses.fields(cls)
+             if f.name != "epochs" and getattr(args, f.name, None) is not None]
+    if given:
+        raise ConfigError(f"--resume continues a run with its own configuration; only --epochs may change "
+                          f"(given: {', '.join(given)})")
+    return coerce(int, args.epochs, "epochs") if args.epochs is not None else None
+
+
 def run_train(args: argparse.Namespace) -> int:
     from genapp.training import resume, train
     from genapp.training.job import catch_sigterm_early
@@ -127,16 +161,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     callbacks = [] if args.no_progress else [ProgressBar()]
     if args.resume:
-        epochs = int(args.epochs) if args.epochs is not None else None
-        result = resume(args.runs_dir, args.resume, callbacks=callbacks, epochs=epochs)
+        epochs = resume_epochs(args)
+        result = resume(args.runs_dir, args.resume, callbacks=callbacks, epochs=epochs, restart=args.restart)
     else:
-        family = FAMILIES[args.command]
-        config = RunConfig(
-            family=args.command,
-            model=dataclass_from_args(family.Config, args),
-            train=dataclass_from_args(TrainConfig, args, base=family.default_train_config()),
-        )
-        result = train(config, args.runs_dir, args.run_name, callbacks=callbacks)
+        result = train(config_from_args(args), args.runs_dir, args.run_name, callbacks=callbacks)
     status = result.run.read_status()
     line = f"{result.state}: run {result.run.name} at step {result.step}"
     if status.get("error"):
@@ -146,7 +174,18 @@ def run_train(args: argparse.Namespace) -> int:
     return EXIT_CODES[result.state]
 
 
+def check_evaluation_options(args: argparse.Namespace) -> None:
+    """The measuring options of ``eval`` and ``export``, checked before anything is loaded."""
+    if not 1 <= args.k <= 100_000:
+        raise ConfigError(f"--k must be in 1..100000, got {args.k}")
+    if not (args.quality_samples == 0 or 100 <= args.quality_samples <= 50_000):
+        raise ConfigError(f"--quality-samples must be 0 (no scores) or in 100..50000, got {args.quality_samples}")
+    if getattr(args, "limit", 0) < 0:
+        raise ConfigError(f"--limit must be 0 (all) or more, got {args.limit}")
+
+
 def run_eval(args: argparse.Namespace) -> int:
+    check_evaluation_options(args)
     from genapp.checkpoint import load_model
     from genapp.devices import resolve_device
     from genapp.evaluation import evaluate
@@ -168,6 +207,7 @@ def run_export(args: argparse.Namespace) -> int:
     """Copy best.pt to checkpoints/NAME.pt, measure it on the test set, record it in the manifest."""
     import shutil
 
+    check_evaluation_options(args)
     from genapp import manifest
     from genapp.checkpoint import load_model, write_half_precision
     from genapp.devices import device_name, resolve_device
@@ -230,6 +270,30 @@ def run_export(args: argparse.Namespace) -> int:
     }
     manifest.write_entry(name, entry)
     print(json.dumps(entry, indent=2))
+    return 0
+
+
+def run_adopt(args: argparse.Namespace) -> int:
+    """Give a run made before runs carried their marker the marker, once it reads as a genapp run:
+    a config RunConfig accepts and a status with a known state."""
+    import time
+
+    from genapp.files import write_json
+    from genapp.runs import RunDir
+
+    run = RunDir.open(args.runs_dir, args.run)
+    if run.exists():
+        print(f"run {run.name} is a genapp run already", file=sys.stderr)
+        return 0
+    if not run.path.is_dir() or run.path.is_symlink():
+        print(f"error: {run.path} is not a folder", file=sys.stderr)
+        return 1
+    RunConfig.from_dict(run.read_config())  # ConfigError or RunError: not a run genapp made
+    if run.read_status()["state"] == "unknown":
+        print(f"error: {run.path}: {run.read_status().get('error')}", file=sys.stderr)
+        return 1
+    write_json(run.marker_path, {"made_by": "genapp", "adopted": time.time()})
+    print(f"run {run.name} adopted", file=sys.stderr)
     return 0
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from genapp.checkpoint import read_header
 from genapp.config import ConfigError, from_dict
 from genapp.data import PIXELS
 from genapp.manifest import read_manifest
@@ -70,15 +71,6 @@ class ModelEntry:
 # ----------------------------------------------------------------------------- gathering
 
 
-def checkpoint_header(path: Path) -> dict:
-    """A checkpoint's description without reading its weights into memory (memory-mapped):
-    family, model_config, train_config, epoch, step, metrics. Raises ``OSError``/``RuntimeError``."""
-    payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    if not isinstance(payload, dict) or "family" not in payload:
-        raise RuntimeError(f"{path}: not a genapp checkpoint")
-    return {k: payload.get(k) for k in ("family", "model_config", "train_config", "epoch", "step", "metrics")}
-
-
 def pretrained_entries(checkpoints_dir: Path) -> list[ModelEntry]:
     """Every model checkpoint in ``checkpoints_dir``: those in its MANIFEST.json with their
     measured figures, then any other ``*.pt`` model file with what it recorded itself."""
@@ -99,7 +91,7 @@ def pretrained_entries(checkpoints_dir: Path) -> list[ModelEntry]:
         if path.name in seen:
             continue
         try:
-            header = checkpoint_header(path)
+            header = read_header(path)
         except (OSError, RuntimeError, ValueError):
             continue
         if header["family"] not in FAMILIES:  # the classifier, or something else
@@ -119,7 +111,7 @@ def run_entry(run: RunDir) -> ModelEntry | None:
         return None
     try:
         config = run.read_config()
-        header = checkpoint_header(path)
+        header = read_header(path)
     except (RunError, OSError, RuntimeError, ValueError):
         return None
     if config.get("family") not in FAMILIES:

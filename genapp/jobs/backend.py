@@ -23,8 +23,9 @@ class JobBackend(Protocol):
         """Start training ``config`` (a ``RunConfig``) as the new run ``runs_dir/run_name``;
         returns at once. Raises ``LaunchError`` with a user's message when it cannot."""
 
-    def resume(self, run: RunDir, epochs: int | None = None) -> None:
-        """Continue a run that is not active from its last checkpoint (to ``epochs`` in all)."""
+    def resume(self, run: RunDir, epochs: int | None = None, restart: bool = False) -> None:
+        """Continue a run that is not active from its last checkpoint (to ``epochs`` in all), or
+        with ``restart`` train it again from step 0 (a run whose last.pt is gone)."""
 
     def status(self, run: RunDir):
         """The run's ``RunState``: its status.json corrected by what the backend knows."""

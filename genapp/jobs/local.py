@@ -13,7 +13,7 @@ lock (see ``genapp.runs.locks``) reads as failed. Nothing of this lives only in 
 a restarted server (or a second one) finds every job again.
 
 At most ``GENAPP_MAX_JOBS`` jobs (default 2; 0 = no limit) train at once: each job starts
-behind the queue waiter of ``genapp.jobs.queue``, which waits for a free slot, first come,
+behind the queue waiter of ``genapp.jobs.waiter``, which waits for a free slot, first come,
 first served, and shows the job as ``queued`` with its place in the line meanwhile. Jobs run
 ``GENAPP_JOB_NICE`` (default 10) steps below the server's CPU priority, so that pages keep
 answering while training uses every core.
@@ -49,15 +49,17 @@ class LaunchError(RuntimeError):
 def train_command(config, runs_dir: Path, run_name: str) -> list[str]:
     """The argv that trains ``config`` (a ``RunConfig``) as a new run ``runs_dir/run_name``."""
     return [sys.executable, "-m", "train", *config.to_argv(),
-            "--runs-dir", str(runs_dir), "--run-name", run_name, "--no-progress"]
+            f"--runs-dir={runs_dir}", f"--run-name={run_name}", "--no-progress"]
 
 
-def resume_command(family: str, runs_dir: Path, run_name: str, epochs: int | None = None) -> list[str]:
-    """The argv that continues run ``runs_dir/run_name`` (to ``epochs`` in all, if given)."""
-    command = [sys.executable, "-m", "train", family, "--runs-dir", str(runs_dir), "--resume", run_name]
+def resume_command(family: str, runs_dir: Path, run_name: str, epochs: int | None = None,
+                   restart: bool = False) -> list[str]:
+    """The argv that continues run ``runs_dir/run_name`` (to ``epochs`` in all, if given; from step
+    0 with ``restart``)."""
+    command = [sys.executable, "-m", "train", family, f"--runs-dir={runs_dir}", f"--resume={run_name}"]
     if epochs is not None:
         command.append(f"--epochs={epochs}")
-    return command + ["--no-progress"]
+    return command + (["--restart"] if restart else []) + ["--no-progress"]
 
 
 def log_path(runs_dir: str | Path, run_name: str) -> Path:
@@ -141,8 +143,8 @@ def queued_command(command: list[str], runs_dir: Path, run_name: str, family: st
                    nice: int = 0) -> list[str]:
     """``command`` behind the queue waiter: it trains once one of ``limit`` slots is free (at once
     if ``limit`` is 0), ``nice`` steps below the server's priority."""
-    return [sys.executable, "-m", "genapp.jobs.queue", "--runs-dir", str(runs_dir), "--run", run_name,
-            "--family", family, "--max-jobs", str(limit), "--nice", str(nice), "--", *command]
+    return [sys.executable, "-m", "genapp.jobs.waiter", f"--runs-dir={runs_dir}", f"--run={run_name}",
+            f"--family={family}", f"--max-jobs={limit}", f"--nice={nice}", "--", *command]
 
 
 def _spawn(command: list[str], runs_dir: Path, run_name: str) -> subprocess.Popen:
@@ -194,16 +196,21 @@ def start_run(config, runs_dir: str | Path, run_name: str, jobs: JobTable | None
 
 
 def resume_run(run: RunDir, epochs: int | None = None, jobs: JobTable | None = None,
-               max_jobs: int | None = None) -> Job:
-    """Continue a run that is not active from its last checkpoint (raising ``epochs`` if given)."""
+               max_jobs: int | None = None, restart: bool = False) -> Job:
+    """Continue a run that is not active from its last checkpoint (raising ``epochs`` if given),
+    or, with ``restart``, train it again from step 0 (for a run whose last.pt is gone)."""
     state = run_state(run, jobs)
     if state.active:
         raise LaunchError(f"run {run.name} is {state.state}; it cannot be resumed while it runs")
     family = run.family
     if family is None:
         raise LaunchError(f"run {run.name}: its config.json is unreadable, so it cannot be resumed")
+    if not restart and not run.last_checkpoint.is_file() and run.best_checkpoint.is_file():
+        raise LaunchError(f"run {run.name} has no checkpoints/last.pt to continue from: start it over instead")
+    if epochs is not None and not 1 <= epochs <= 1_000_000:
+        raise LaunchError(f"epochs must be in 1..1000000, got {epochs}")
     runs_dir = run.path.parent.resolve()
-    command = resume_command(family, runs_dir, run.name, epochs)
+    command = resume_command(family, runs_dir, run.name, epochs, restart)
     return _launch(family, command, runs_dir, run.name, jobs, max_jobs)
 
 
@@ -315,7 +322,7 @@ def run_state(run: RunDir, jobs: JobTable | None = None) -> RunState:
     if ticket is not None and ticket.started:
         return RunState("starting", status)  # has its slot; the engine has not taken over yet
     if ticket is not None:
-        return RunState("queued", status, "", ticket, sum(not t.started for t in live))
+        return RunState("queued", status, "", ticket, len(queue.queue()))  # its place in the server's line
     if not status:
         return _state_without_status(run, job)
     if status["state"] not in ACTIVE_STATES:
@@ -369,13 +376,13 @@ def pending_run_names(runs_dir: str | Path, jobs: JobTable, family: str) -> list
 
 
 def activity(runs_dir: str | Path) -> tuple[int, int]:
-    """(jobs training, jobs waiting in the queue) in ``runs_dir``, whoever started them."""
+    """(jobs training in ``runs_dir``, whoever started them; jobs waiting in the server's queue)."""
     locks = Path(runs_dir) / LOCKS_DIR
     try:
         training = sum(is_locked(p) for p in locks.glob("*.lock"))
     except OSError:
         training = 0
-    return training, len(queue.queue(runs_dir))
+    return training, len(queue.queue())
 
 
 class LocalBackend:
@@ -391,8 +398,8 @@ class LocalBackend:
     def submit(self, config, runs_dir: str | Path, run_name: str) -> None:
         start_run(config, runs_dir, run_name, self.jobs, self.max_jobs)
 
-    def resume(self, run: RunDir, epochs: int | None = None) -> None:
-        resume_run(run, epochs, self.jobs, self.max_jobs)
+    def resume(self, run: RunDir, epochs: int | None = None, restart: bool = False) -> None:
+        resume_run(run, epochs, self.jobs, self.max_jobs, restart)
 
     def status(self, run: RunDir) -> RunState:
         return run_state(run, self.jobs)

@@ -65,6 +65,15 @@ class GenerativeModel(nn.Module):
         return TrainConfig(**{**cls.train_defaults, **overrides})
 
     @classmethod
+    def tensor_elements(cls, config: Any) -> int:
+        """How many numbers a model of ``config`` holds in its tensors (parameters and buffers):
+        what building it allocates. Families count it from the config alone, so that a checkpoint
+        asking for an enormous model is refused before anything is built; this default builds the
+        model on the meta device, which allocates nothing."""
+        with torch.device("meta"):
+            return sum(t.numel() for t in cls(config).state_dict().values())
+
+    @classmethod
     def objective_text(cls, model_config: dict) -> str:
         """The objective of a model with this config (a dict, as a run or the manifest stores it)."""
         return cls.objective

@@ -120,6 +120,20 @@ class Flow(GenerativeModel):
 
     # -- the bijection ------------------------------------------------------------------------
 
+    @classmethod
+    def tensor_elements(cls, config: FlowConfig) -> int:
+        if config.preset == "mlp":  # each coupling: mask, scale, MLP 784 -> hidden^layers -> 2 x 784
+            sizes = [D, *[config.hidden] * config.mlp_layers, 2 * D]
+            return config.couplings * (2 * D + sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])))
+        w, blocks = config.width, config.blocks
+
+        def coupling(channels: int, active: int, size: int) -> int:
+            net = active * w * 9 + w + blocks * 2 * (w * w * 9 + w) + w * 2 * active * 9 + 2 * active
+            return active * size * size + active + net + 2 * active + 1  # mask, scale, net, then ActNorm
+
+        stages = [(3, 1, 1, 28), (3, 4, 4, 14), (3, 4, 2, 14), (3, 16, 8, 7), (4, 16, 4, 7)]  # as conv_layers
+        return sum(count * coupling(channels, active, size) for count, channels, active, size in stages)
+
     def _to_flow_shape(self, y: torch.Tensor) -> torch.Tensor:
         return y.reshape(y.shape[0], D) if self.config.preset == "mlp" else y
 

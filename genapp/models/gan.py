@@ -66,6 +66,7 @@ class GANConfig:
         for name in ("generator_hidden", "discriminator_hidden"):
             sizes = getattr(self, name)
             check(len(sizes) >= 1 and all(1 <= h <= 8192 for h in sizes), f"{name} sizes must be in 1..8192, got {sizes}")
+            check(len(sizes) <= 16, f"{name} has {len(sizes)} layers; at most 16")
         check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
         check(0.0 <= self.label_smoothing < 0.5, f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         check(0.0 <= self.label_flip < 0.5, f"label_flip must be in [0, 0.5), got {self.label_flip}")
@@ -137,6 +138,16 @@ class GAN(GenerativeModel):
     @property
     def latent_dim(self) -> int:
         return self.config.latent_dim
+
+    @classmethod
+    def tensor_elements(cls, config: GANConfig) -> int:
+        sizes = [config.latent_dim, *config.generator_hidden, PIXELS]
+        linears = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        norms = sum(4 * h + 1 for h in config.generator_hidden[1:])  # weight, bias, running mean and var, count
+        generator = linears + norms
+        d_sizes = [PIXELS, *config.discriminator_hidden, 1]
+        discriminator = sum(a * b + b for a, b in zip(d_sizes[:-1], d_sizes[1:]))
+        return generator * (2 if config.ema else 1) + discriminator + 1  # + the steps_done counter
 
     # -- the two networks ---------------------------------------------------------------------
 

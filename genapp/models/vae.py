@@ -48,6 +48,7 @@ class VAEConfig:
         self.hidden = tuple(self.hidden)
         check(len(self.hidden) >= 1, "hidden needs at least one layer size")
         check(all(1 <= h <= 8192 for h in self.hidden), f"hidden sizes must be in 1..8192, got {self.hidden}")
+        check(len(self.hidden) <= 16, f"hidden has {len(self.hidden)} layers; at most 16")
         check(0.0 <= self.kl_weight <= 1000.0, f"kl_weight must be in 0..1000, got {self.kl_weight}")
 
 
@@ -64,6 +65,11 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Gene
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, diag exp(logvar)) || N(0, I)) of each row, in closed form: [n] nats."""
     return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(-1)
+
+
+def linear_elements(sizes: list[int]) -> int:
+    """Weights and biases of a chain of Linear layers through ``sizes``."""
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -95,6 +101,12 @@ class VAE(GenerativeModel):
     @property
     def latent_dim(self) -> int:
         return self.config.latent_dim
+
+    @classmethod
+    def tensor_elements(cls, config: VAEConfig) -> int:
+        d, hidden = config.latent_dim, list(config.hidden)
+        return (linear_elements([PIXELS, *hidden]) + 2 * (hidden[-1] * d + d)
+                + linear_elements([d, *hidden[::-1], PIXELS]))
 
     # -- the two networks ---------------------------------------------------------------------
 

@@ -26,19 +26,15 @@ import json
 import os
 import re
 import secrets
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from genapp import schema
 from genapp.files import write_json
 
 STATES = ("queued", "running", "finished", "stopped", "failed", "diverged")
-# The types of the status fields the explorer reads (numbers are never booleans).
-STATUS_TYPES = {
-    "pid": int, "pid_start": int, "step": int, "total_steps": int, "epoch": int, "epochs": int,
-    "images_per_s": (int, float), "eta_s": (int, float), "started": (int, float), "updated": (int, float),
-    "train_seconds": (int, float), "threads": int, "device": str, "device_name": str, "metrics": dict,
-}
 ACTIVE_STATES = ("queued", "running")
 # The pictures a run can record each epoch, and what each one is; "fixed" is samples/epoch-*.png.
 PICTURES = {
@@ -48,8 +44,9 @@ PICTURES = {
     "fresh-draws": "Bernoulli draws from the fresh noise's decodings",
     "manifold": "the decoder's 2-D latent manifold",
 }
+RUNS_ROOT_ENV = "GENAPP_RUNS_ROOT"  # a server's runs directories must lie under this folder
 MARKER = ".genapp-run"  # written when a run is created: what genapp lists and may delete
-RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # the whole name (fullmatch)
 
 
 class RunError(RuntimeError):
@@ -75,13 +72,39 @@ def storage_message(error: OSError, what: str = "") -> str:
 
 
 def check_run_name(name: str) -> str:
-    """A run name is one path component of letters, digits, '.', '_' and '-', never '..'."""
-    if not isinstance(name, str) or not RUN_NAME.match(name) or ".." in name:
+    """A run name is one path component of letters, digits, '.', '_' and '-', never '..' (the
+    whole name: a trailing newline is no part of one)."""
+    if not isinstance(name, str) or not RUN_NAME.fullmatch(name) or ".." in name:
         raise RunError(
             f"invalid run name {name!r}: use 1-100 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (no path separators, no '..')"
         )
     return name
+
+
+def runs_root() -> Path | None:
+    """``GENAPP_RUNS_ROOT``: the folder every runs directory must lie in, when a server sets one."""
+    named = os.environ.get(RUNS_ROOT_ENV, "").strip()
+    return Path(named).expanduser().resolve() if named else None
+
+
+def check_runs_dir(text: str) -> Path:
+    """The runs directory a user typed, as an absolute path; ``RunError`` with a message for text
+    that names no usable folder, or one outside ``GENAPP_RUNS_ROOT`` when the server sets it."""
+    if not isinstance(text, str) or not text.strip():
+        raise RunError("the runs directory is empty: name a folder")
+    if "\x00" in text or len(text) > 4096 or any(c in text for c in "\n\r"):
+        raise RunError("the runs directory must be a folder's path: no NUL byte, no line break, at most 4,096 characters")
+    try:
+        path = Path(text.strip()).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError) as e:
+        raise RunError(f"cannot use {text.strip()[:200]!r} as the runs directory: {e}") from None
+    root = runs_root()
+    if root is not None and not path.is_relative_to(root):
+        raise RunError(f"this server keeps runs under {root} ({RUNS_ROOT_ENV}): choose a folder inside it")
+    if path.exists() and not path.is_dir():
+        raise RunError(f"{path} is a file, not a folder")
+    return path
 
 
 def new_run_name(family: str) -> str:
@@ -125,7 +148,9 @@ class RunDir:
     best_checkpoint = property(lambda self: self.path / "checkpoints" / "best.pt")
 
     def exists(self) -> bool:
-        return self.config_path.is_file()
+        """A run genapp made: the folder has the marker and a config. Any other folder, whatever
+        it holds, is not a run: never listed, never deleted."""
+        return self.marker_path.is_file() and self.config_path.is_file()
 
     @property
     def family(self) -> str | None:
@@ -159,6 +184,16 @@ class RunDir:
         if not self.path.is_dir():
             return True
         return all(p.is_dir() or (p.name.startswith(".") and p.name.endswith(".tmp")) for p in self.path.rglob("*"))
+
+    def clear_training(self) -> None:
+        """Remove everything training wrote (metrics, pictures, events, checkpoints), keeping the
+        run's marker and config: for a run that starts over (only its own writer may call this)."""
+        self.metrics_path.unlink(missing_ok=True)
+        for path in self.path.glob("events.out.tfevents.*"):
+            path.unlink(missing_ok=True)
+        for folder in (self.samples_dir, self.checkpoints_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(exist_ok=True)
 
     def remove_partial_writes(self) -> None:
         """Delete the temporary files of writes cut short (only the run's own writer may call this)."""
@@ -195,21 +230,16 @@ class RunDir:
     def read_status(self) -> dict:
         """The status dict; a run whose status cannot be read says so instead of raising.
 
-        Fields of the wrong type (a hand-edited or foreign file) are dropped, so whoever shows
-        them can rely on the types the engine writes.
+        Fields of the wrong type or out of range (a hand-edited or foreign file) are dropped
+        (``genapp.schema.status``), so whoever shows them can rely on what the engine writes.
         """
         try:
-            status = read_json(self.status_path)
+            raw = read_json(self.status_path)
         except RunError as e:
             return {"state": "unknown", "error": str(e)}
-        if status.get("state") not in STATES:
-            return {"state": "unknown", "error": f"{self.status_path}: unknown state {status.get('state')!r}"}
-        bad = [k for k, kinds in STATUS_TYPES.items() if k in status and status[k] is not None
-               and (not isinstance(status[k], kinds) or isinstance(status[k], bool))]
-        for key in bad:
-            del status[key]
-        if not isinstance(status.get("error", ""), str):
-            status["error"] = str(status["error"])
+        if raw.get("state") not in STATES:
+            return {"state": "unknown", "error": f"{self.status_path}: unknown state {str(raw.get('state'))[:40]!r}"}
+        status, _ = schema.status(raw)
         return status
 
     def read_metrics(self, offset: int = 0) -> tuple[list[dict], int]:
@@ -228,10 +258,10 @@ class RunDir:
         records = []
         for line in chunk[:end].splitlines():
             try:
-                record = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+                record = schema.metrics_record(json.loads(line))
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 continue
-            if is_record(record):
+            if record is not None:
                 records.append(record)
         return records, offset + end
 
@@ -266,24 +296,15 @@ def _epochs(folder: Path, suffix: str) -> list[int]:
     return sorted(epochs)
 
 
-def is_record(record: object) -> bool:
-    """A metrics line the readers can use: an object with an integer step, a split and, if it has
-    one, an integer epoch."""
-    def integer(value: object) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool)
-
-    return (isinstance(record, dict) and isinstance(record.get("split"), str) and integer(record.get("step"))
-            and integer(record.get("epoch", 0)))
-
-
 def list_runs(root: str | Path) -> list[RunDir]:
-    """Every run under ``root`` (newest first); an absent root is simply empty."""
+    """Every run genapp made under ``root`` (newest first); an absent root is simply empty."""
     root = Path(root)
-    if not root.is_dir():
-        return []
     try:
-        runs = [RunDir(p) for p in root.iterdir() if RUN_NAME.match(p.name) and (p / "config.json").is_file()]
-    except OSError:  # unreadable: nothing to list
+        if not root.is_dir():
+            return []
+        runs = [RunDir(p) for p in root.iterdir()
+                if RUN_NAME.fullmatch(p.name) and ".." not in p.name and not p.is_symlink() and RunDir(p).exists()]
+    except (OSError, ValueError):  # unreadable, or a name the system refuses: nothing to list
         return []
 
     def modified(run: RunDir) -> float:

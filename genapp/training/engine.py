@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genapp.checkpoint import model_from_checkpoint, save_checkpoint
+from genapp import schema
+from genapp.checkpoint import CheckpointError, model_from_checkpoint, read_header, save_checkpoint
 from genapp.files import atomic_write
 from genapp.config import lr_factor
 from genapp.data import load_mnist
@@ -105,6 +106,7 @@ class Trainer:
         self._seconds_before = 0.0  # training time of earlier sessions of this run (resume)
         self.started = time.time()
         self.best: float | None = None
+        self.best_epoch: int | None = None  # the epoch best.pt holds
         self.last_metrics: dict = {}
         if checkpoint is not None:
             self._restore(checkpoint)
@@ -129,6 +131,7 @@ class Trainer:
             "rng_cpu": torch.get_rng_state(),
             "batch_in_epoch": self.batch_in_epoch,
             "best": self.best,
+            "best_epoch": self.best_epoch,
             "train_seconds": self.train_seconds,
         }
         if self.device.type == "cuda":
@@ -136,19 +139,34 @@ class Trainer:
         return state
 
     def _restore(self, checkpoint: dict) -> None:
+        """Take up where ``checkpoint`` (a run's last.pt, already checked as a checkpoint) left
+        off; its resume state is checked here, and anything wrong with it is a ``CheckpointError``
+        saying so, before training changes any file."""
         self.step, self.epoch = checkpoint["step"], checkpoint["epoch"]
         self.last_metrics = checkpoint.get("metrics", {})
-        resume = checkpoint.get("resume") or {}
-        for name, opt in self.optimizers.items():
-            if name in resume.get("optimizers", {}):
-                opt.load_state_dict(resume["optimizers"][name])
-        if "rng_cpu" in resume:
-            torch.set_rng_state(resume["rng_cpu"])
-        if "rng_cuda" in resume and self.device.type == "cuda":
-            torch.cuda.set_rng_state(resume["rng_cuda"], self.device)
-        self.batch_in_epoch = resume.get("batch_in_epoch", 0)
-        self.best = resume.get("best")
-        self._seconds_before = resume.get("train_seconds", 0.0)
+        where = f"{self.run.last_checkpoint}: its resume state"
+        try:
+            resume = schema.mapping(checkpoint.get("resume") or {}, "resume")
+            optimizers = schema.mapping(resume.get("optimizers", {}), "resume.optimizers")
+            for name, opt in self.optimizers.items():
+                if name in optimizers:
+                    opt.load_state_dict(schema.mapping(optimizers[name], f"resume.optimizers[{name!r}]"))
+            for key in ("rng_cpu", "rng_cuda"):
+                if key in resume and not (isinstance(resume[key], torch.Tensor) and resume[key].dtype == torch.uint8):
+                    raise schema.Invalid(f"{key} must be a random generator's state (a uint8 tensor)")
+            if "rng_cpu" in resume:
+                torch.set_rng_state(resume["rng_cpu"])
+            if "rng_cuda" in resume and self.device.type == "cuda":
+                torch.cuda.set_rng_state(resume["rng_cuda"], self.device)
+            self.batch_in_epoch = schema.integer(resume.get("batch_in_epoch", 0), "batch_in_epoch", 0, 10**9)
+            best = resume.get("best")
+            self.best = None if best is None else schema.number(best, "best")
+            best_epoch = resume.get("best_epoch")
+            self.best_epoch = None if best_epoch is None else schema.integer(best_epoch, "best_epoch")
+            self._seconds_before = schema.number(resume.get("train_seconds", 0.0), "train_seconds", 0.0)
+        except (schema.Invalid, ValueError, KeyError, TypeError, RuntimeError, IndexError) as e:
+            raise CheckpointError(f"{where} is damaged ({str(e)[:300]}); resume with --restart to train it "
+                                  "again from step 0") from None
 
     @property
     def train_seconds(self) -> float:
@@ -238,6 +256,7 @@ class Trainer:
                 return self._finish("stopped")
             if self.step == 0:
                 self._record_pictures(0)
+            self._repair_best()
             self.model.train()
             while self.epoch < tc.epochs:
                 if self._train_epoch():
@@ -316,17 +335,29 @@ class Trainer:
             )
         if better and value is not None:
             self.best = value
-        # best.pt first: a job killed between the two writes resumes from the previous last.pt and
-        # redoes this epoch, so best.pt is never behind a last.pt that has passed it.
         if better:
-            self.save(self.run.best_checkpoint, with_resume=False)
+            self.best_epoch = self.epoch
         self.save(self.run.last_checkpoint)
+        if better:  # a job killed inside this write finds best_epoch in last.pt and writes it again
+            self.save(self.run.best_checkpoint, with_resume=False)
         if self.epoch in tc.snapshot_epochs:
             save_checkpoint(self.run.snapshot_path(self.epoch), self.model, train_config=tc, step=self.step,
                             epoch=self.epoch, metrics=self.last_metrics, parts=self.model.snapshot_parts(), half=True)
         for cb in self.callbacks:
             cb.on_epoch_end(self, {**records[0], **quality})
         self._status("running", force=True)
+
+    def _repair_best(self) -> None:
+        """After a resume: if the epoch of last.pt was the best and the job died writing best.pt
+        (which comes second), write it now from the same weights."""
+        if self.best_epoch is None or self.best_epoch != self.epoch:
+            return
+        try:
+            held = read_header(self.run.best_checkpoint)["epoch"]
+        except CheckpointError:
+            held = None
+        if held != self.epoch:
+            self.save(self.run.best_checkpoint, with_resume=False)
 
     def _quality(self) -> dict:
         """Sample-quality scores every ``quality_every`` epochs and after the last one; {} otherwise."""

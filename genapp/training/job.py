@@ -9,6 +9,7 @@ The CLI (``python -m train``) calls these; so does any test or notebook that tra
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import threading
 from pathlib import Path
 
 from genapp.checkpoint import read_checkpoint
+from genapp.config import ConfigError
 from genapp.files import atomic_write
 from genapp.jobs.queue import release_ticket
 from genapp.models import RunConfig
@@ -100,25 +102,42 @@ def _fit(config: RunConfig, run: RunDir, callbacks, checkpoint: dict | None = No
         _restore_sigterm(previous_handler)
 
 
-def resume(runs_dir: str | Path, run_name: str, callbacks=(), epochs: int | None = None) -> RunResult:
-    """Continue a run from its ``last.pt``, with the same config (``epochs`` may be raised)."""
+def resume(runs_dir: str | Path, run_name: str, callbacks=(), epochs: int | None = None,
+           restart: bool = False) -> RunResult:
+    """Continue a run from its ``last.pt``, with the same config (``epochs`` may be raised).
+
+    Everything is checked before any file changes: the new epoch count (against the config's own
+    rules and the epochs already done) and the checkpoint itself. A run whose ``last.pt`` is gone
+    is refused, unless ``restart``: then its training starts over from step 0 (its metrics,
+    pictures, events and checkpoints are removed first; its config stays).
+    """
     run = RunDir.open(runs_dir, run_name)
     if not run.exists():
         raise RunError(f"no run {run_name!r} in {runs_dir}")
     with _run_lock(run):
         config = RunConfig.from_dict(run.read_config())
+        if epochs is not None:
+            config.train = dataclasses.replace(config.train, epochs=epochs)  # runs TrainConfig's checks
+        checkpoint = None
+        if run.last_checkpoint.is_file() and not restart:
+            checkpoint = read_checkpoint(run.last_checkpoint, config.family)
+            if checkpoint["epoch"] > config.train.epochs:
+                raise ConfigError(f"run {run.name} has done {checkpoint['epoch']} epochs already: --epochs must be "
+                                  f"at least {checkpoint['epoch']}")
+        elif not restart and run.best_checkpoint.is_file():
+            raise RunError(f"run {run.name} has no checkpoints/last.pt to continue from (deleted?): resuming "
+                           "would start it over from step 0 and replace its best.pt; resume with --restart to "
+                           "do exactly that")
+        # (killed before its first checkpoint, a run has nothing to lose: it starts over)
         try:
             run.remove_partial_writes()  # of a job killed mid-write; ours to clean now we hold the lock
             if epochs is not None:
-                config.train.epochs = epochs
                 run.create(config.to_dict())
-            if run.last_checkpoint.is_file():
-                checkpoint = read_checkpoint(run.last_checkpoint, config.family)
+            if checkpoint is not None:
                 # Anything logged after the checkpoint will be logged again: drop it, keep one history.
                 _truncate_metrics(run, checkpoint["step"])
             else:
-                checkpoint = None
-                _truncate_metrics(run, 0)
+                run.clear_training()
         except OSError as e:
             raise StorageError(storage_message(e)) from e
         return _fit(config, run, callbacks, checkpoint)

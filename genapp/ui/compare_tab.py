@@ -24,6 +24,7 @@ from genapp.report import build_report
 from genapp.runs import RunDir, list_runs
 from genapp.ui import compare_charts, compare_table
 from genapp.ui.resources import Settings, model_from_file, test_split
+from genapp.ui.text import plain
 
 STATE_KEYS = ["compare-runs", "compare-k", "compare-samples", "compare-report-pretrained", "compare-report-epochs"]
 SPEED_BATCH = 256
@@ -129,7 +130,7 @@ def _measure_section(entries: list[ModelEntry]) -> None:
         return
     names = ", ".join(e.label for e in missing)
     with st.container(border=True):
-        st.markdown(f"**Measure on the test set:** {names} "
+        st.markdown(f"**Measure on the test set:** {plain(names)} "
                     f"{'has' if len(missing) == 1 else 'have'} only logged (validation) figures.")
         k_column, samples_column, button_column = st.columns([1, 1, 1], vertical_alignment="bottom")
         st.session_state.setdefault("compare-k", 100)
@@ -151,7 +152,7 @@ def _measure_section(entries: list[ModelEntry]) -> None:
                 model = model_from_file(str(entry.checkpoint), entry.checkpoint.stat().st_mtime, entry.family)
                 figures = evaluate(model, images, k=int(k), draws=1, quality_samples=int(samples), progress=report)
             except (CheckpointError, OSError, RuntimeError) as e:
-                st.error(f"{entry.label}: not measured ({e})")
+                st.error(plain(f"{entry.label}: not measured ({e})"))
                 continue
             measured_figures()[_checkpoint_key(entry)] = figures
         st.rerun()
@@ -210,10 +211,10 @@ def render(settings: Settings) -> None:
     chosen = st.multiselect("Add runs to the table", list(options), key="compare-runs",
                             format_func=lambda name: f"{name} ({options[name]})",
                             placeholder="Choose runs (their best checkpoint is compared)",
-                            help=f"Runs in {settings.runs_dir} that have a checkpoint.")
+                            help=f"Runs in {plain(settings.runs_dir)} that have a checkpoint.")
     entries = gather(settings, chosen)
     if not entries:
-        st.info(f"No pretrained checkpoints in {settings.checkpoints_dir} and no runs chosen: train a model, or "
+        st.info(f"No pretrained checkpoints in {plain(settings.checkpoints_dir)} and no runs chosen: train a model, or "
                 "add runs above.")
         return
     with st.spinner("Timing each model's sampling…"):

@@ -22,6 +22,7 @@ from genapp.evaluation import digit as digits
 from genapp.evaluation.latent import encode_images
 from genapp.ui import digit_charts, flow_tab, gan_tab, pictures, sources, vae_tab
 from genapp.ui.resources import Settings, test_split
+from genapp.ui.text import plain
 
 DRAW, PICK = "Draw a digit", "Pick a test image"
 STATE_KEYS = ["digit-input", "digit-test-index", "digit-vae-source", "digit-flow-source", "digit-gan-source",
@@ -75,7 +76,7 @@ def _draw() -> torch.Tensor | None:
         digit = digit_from_canvas(image)
     except digits.EmptyDrawingError as e:
         st.session_state.pop("digit-drawing", None)
-        st.info(str(e))
+        st.info(plain(e))
         return None
     st.session_state["digit-drawing"] = (result.json_data, digit)
     return digit

@@ -21,6 +21,7 @@ from genapp.models.flow import LOG_256, bits_per_dim
 from genapp.ui import charts, family_tab, flow_charts, formulas, pictures, sources
 from genapp.ui.resources import Settings, test_split
 from genapp.ui.sources import Source
+from genapp.ui.text import plain
 
 FAMILY = "flow"
 # flow-mlp first: it draws 64 samples in 20 ms on a laptop CPU; the conv flow (far better: 1.27
@@ -125,7 +126,7 @@ def training_section(source: Source, model_key: str) -> None:
     charts.with_reference_lines(fig, [(UNIFORM_BPD, f"uniform noise: {UNIFORM_BPD:g}"),
                                           (TARGET_BPD, f"the seed's target: {TARGET_BPD:g}")])
     st.plotly_chart(fig, key="flow-bpd", config={"displaylogo": False})
-    st.caption(f"Bits per dimension on the 8-bit scale (lower is better), from run {source.run.name}. "
+    st.caption(f"Bits per dimension on the 8-bit scale (lower is better), from run {plain(source.run.name)}. "
                f"{UNIFORM_BPD:g} is what a model that knows nothing pays (every one of 256 levels equally likely); "
                f"{TARGET_BPD:g} is the test figure the seed's flow reached.")
 

@@ -19,6 +19,7 @@ from genapp.models.gan import interpolate_latents
 from genapp.ui import family_tab, formulas, gan_charts, pictures, sources
 from genapp.ui.resources import Settings, test_split
 from genapp.ui.sources import Source
+from genapp.ui.text import plain
 
 FAMILY = "gan"
 PRETRAINED = {"gan": "python -m train gan --run-name gan && python -m train export gan --name gan"}
@@ -150,7 +151,7 @@ def training_section(source: Source, model_key: str) -> None:
     outputs.plotly_chart(gan_charts.discriminator_outputs(train, uirevision=model_key), key="gan-d-outputs",
                          config={"displaylogo": False})
     outputs.caption("Mean D(x) on a batch of real images and D(G(z)) on generated ones, smoothed over steps. "
-                    f"From run {source.run.name}'s per-step records.")
+                    f"From run {plain(source.run.name)}'s per-step records.")
 
 
 def _new_samples() -> None:

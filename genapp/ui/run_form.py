@@ -20,6 +20,7 @@ from genapp.models import RunConfig, get_family
 from genapp.runs import RunError, check_run_name, new_run_name
 from genapp.ui.presets import CUSTOM, DESCRIPTIONS, preset_names, preset_values
 from genapp.ui.resources import Settings, devices, job_backend
+from genapp.ui.text import plain
 
 MAIN_TRAIN_FIELDS = ("epochs", "batch_size", "lr", "lr_schedule", "seed")
 SIDEBAR_FIELDS = ("device",)  # chosen once in the sidebar, not per run
@@ -180,7 +181,7 @@ def _start(family: str, settings: Settings) -> None:
         config = build_config(family, values, settings.device)
         job_backend().submit(config, settings.runs_dir, name)
     except (ConfigError, RunError, LaunchError, OSError) as e:
-        st.session_state[message_key] = f"Not started: {e}"
+        st.session_state[message_key] = f"Not started: {plain(e)}"  # markdown: the error's text escaped
         return
     st.session_state[f"{family}-watched"] = name
     st.session_state[f"{family}-run-name"] = ""
@@ -205,7 +206,7 @@ def new_run_form(family: str, settings: Settings) -> None:
             _field_with_error(field, errors)
     st.text_input("Run name", key=f"{family}-run-name", placeholder="automatic: family-date-time-id")
     description = dict(devices()).get(settings.device, settings.device)
-    st.caption(f"Trains on **{settings.device}**: {description}. Choose the device in the sidebar.")
+    st.caption(f"Trains on **{plain(settings.device)}**: {plain(description)}. Choose the device in the sidebar.")
     st.button("Start training", key=f"{family}-start", type="primary", on_click=_start, args=(family, settings))
     message = st.session_state.pop(f"{family}-start-message", None)
     if message:
@@ -217,7 +218,7 @@ def new_run_form(family: str, settings: Settings) -> None:
 def _field_with_error(field: FormField, errors: dict[str, str]) -> None:
     draw_widget(field, _field_changed)
     if field.key in errors:
-        st.error(errors[field.key])
+        st.error(plain(errors[field.key]))
 
 
 def state_keys(family: str) -> list[str]:

@@ -14,14 +14,17 @@ import streamlit as st
 from PIL import Image
 
 from genapp.images import gif_bytes
+from genapp.config import ConfigError
 from genapp.jobs import LaunchError
+from genapp.models import RunConfig
 from genapp.jobs.queue import max_jobs
 from genapp.runs import RunDir, RunError, list_runs
 from genapp.ui import charts
 from genapp.ui.resources import Settings, job_backend, metrics_history
-from genapp.ui.text import duration
+from genapp.ui.text import duration, plain
 
 POLL_SECONDS = 1.0
+MAX_EPOCHS = 1_000_000
 GIF_MAX_FRAMES = 100
 
 
@@ -38,7 +41,7 @@ def run_view(family: str, settings: Settings) -> None:
     job_backend().reap()
     names = family_run_names(family, settings.runs_dir)
     if not names:
-        st.info(f"No {family} runs in {settings.runs_dir} yet: start one with the form.")
+        st.info(f"No {family} runs in {plain(settings.runs_dir)} yet: start one with the form.")
         return
     key = f"{family}-watched"
     if st.session_state.get(key) not in names:  # first look: a run in progress, else the newest
@@ -73,10 +76,10 @@ def _status(run: RunDir, state) -> None:
     """State, progress bar with images/s and time left, and the error of a failed run."""
     status = state.status
     color = STATE_COLORS.get(state.state, "gray")
-    where = f" on {status['device']}" if status.get("device") else ""
+    where = f" on {plain(status['device'])}" if status.get("device") else ""
     if status.get("cuda_graph"):
         where += " (one CUDA graph per step)"
-    st.markdown(f"**{run.name}** · :{color}[{state.state}]{where}")
+    st.markdown(f"**{plain(run.name)}** · :{color}[{state.state}]{where}")
     total = status.get("total_steps")
     if state.ticket is not None:
         st.progress(0.0, text=queue_text(state))
@@ -86,7 +89,7 @@ def _status(run: RunDir, state) -> None:
     elif state.active:
         st.progress(0.0, text="starting: loading data and building the model…")
     if state.error:
-        st.error(state.error)
+        st.error(plain(state.error))
 
 
 def queue_text(state) -> str:
@@ -122,30 +125,38 @@ def _actions(run: RunDir, state, family: str) -> None:
                 backend.stop(run)
                 st.info("Left the queue." if queued else "Stopping: the job saves a checkpoint and ends.")
             except LaunchError as e:
-                st.error(str(e))
+                st.error(plain(e))
         return
     if not run.exists():
         return
     try:
-        epochs = int(run.read_config()["train"]["epochs"])
-    except (RunError, KeyError, TypeError, ValueError) as e:
-        st.error(f"This run's config.json is unreadable, so it cannot be resumed: {e}")
+        epochs = RunConfig.from_dict(run.read_config()).train.epochs
+    except (RunError, ConfigError) as e:
+        st.error(f"This run's config.json is not a valid configuration, so it cannot be resumed: {plain(e)}")
         return
-    done = int(state.status.get("epoch", 0))
-    target_default = epochs if done < epochs else epochs * 2
+    if not run.last_checkpoint.is_file() and run.best_checkpoint.is_file():
+        st.warning("This run has no checkpoints/last.pt (deleted?): it cannot continue where it stopped.")
+        if st.button("Start it over from step 0", key=f"{family}-restart",
+                     help="Removes its metrics, pictures and checkpoints, keeps its configuration, and trains again."):
+            _resume(backend, run, None, restart=True)
+        return
+    done = min(int(state.status.get("epoch", 0)), MAX_EPOCHS - 1)
+    target_default = max(done + 1, epochs if done < epochs else epochs * 2)
     columns = st.columns([2, 1, 3], vertical_alignment="bottom")
-    target = columns[0].number_input("Train until epoch", min_value=1, value=target_default, step=1,
+    target = columns[0].number_input("Train until epoch", min_value=done + 1, max_value=MAX_EPOCHS,
+                                     value=min(target_default, MAX_EPOCHS), step=1,
                                      key=f"{family}-resume-epochs-{run.name}")
     if columns[1].button("Resume", key=f"{family}-resume"):
-        if target <= done:
-            st.error(f"The run has done {done} epochs already: choose more to resume it.")
-            return
-        try:
-            backend.resume(run, epochs=int(target))
-        except (LaunchError, RunError, OSError) as e:
-            st.error(f"Not resumed: {e}")
-            return
-        st.rerun()
+        _resume(backend, run, int(target))
+
+
+def _resume(backend, run: RunDir, epochs: int | None, restart: bool = False) -> None:
+    try:
+        backend.resume(run, epochs=epochs, restart=restart)
+    except (LaunchError, RunError, OSError) as e:
+        st.error(f"Not resumed: {plain(e)}")
+        return
+    st.rerun()
 
 
 def _curves(run: RunDir, history, family: str) -> None:

@@ -16,6 +16,7 @@ from genapp.jobs.queue import queue
 from genapp.runs import RunDir, RunError, list_runs
 from genapp.ui import charts
 from genapp.ui.resources import Settings, job_backend, metrics_history
+from genapp.ui.text import plain
 
 POLL_SECONDS = 2.0
 STATE_KEYS = ["runs-compare", "runs-metric", "runs-detail"]
@@ -118,7 +119,7 @@ def _details(runs: list[RunDir], states: dict[str, RunState], settings: Settings
         try:
             st.json(run.read_config(), expanded=True)
         except RunError as e:
-            st.error(str(e))
+            st.error(plain(e))
     with status:
         st.caption("Status")
         st.json(json.loads(json.dumps(state.status, default=str)), expanded=1)
@@ -136,7 +137,7 @@ def _delete_controls(run: RunDir, state: RunState) -> None:
             st.session_state["runs-delete-pending"] = run.name
             st.rerun()
         return
-    st.warning(f"Delete run **{run.name}** with its checkpoints, samples and metrics? This cannot be undone.")
+    st.warning(f"Delete run **{plain(run.name)}** with its checkpoints, samples and metrics? This cannot be undone.")
     yes, no = st.columns(2)
     if yes.button("Yes, delete it", key="runs-delete-confirm", type="primary"):
         st.session_state.pop("runs-delete-pending")
@@ -155,14 +156,14 @@ def render(settings: Settings) -> None:
     """The tab: table and overlay (polled while a run is active), then one run's details."""
     message = st.session_state.pop("runs-message", None)
     if message and message.startswith("Deleted"):
-        st.success(message)
+        st.success(plain(message))
     elif message:
-        st.error(message)
+        st.error(plain(message))
     backend = job_backend()
     backend.reap()
     runs = list_runs(settings.runs_dir)
     if not runs:
-        st.info(f"No runs in {settings.runs_dir} yet. Start one from a model's Train tab, or with "
+        st.info(f"No runs in {plain(settings.runs_dir)} yet. Start one from a model's Train tab, or with "
                 f"`python -m train vae --runs-dir {settings.runs_dir}`.")
         return
     polling = any(backend.status(run).active for run in runs) or bool(queue(settings.runs_dir))
@@ -174,9 +175,9 @@ def render(settings: Settings) -> None:
         waiting = [t for t in queue(settings.runs_dir) if t.run not in states]
         if polling and not waiting and not any(s.active for s in states.values()):
             st.rerun()  # the last active run ended: stop polling
-        st.caption(f"{len(current)} runs in {settings.runs_dir}, newest first")
+        st.caption(f"{len(current)} runs in {plain(settings.runs_dir)}, newest first")
         if waiting:  # new runs that have no directory until their turn comes
-            st.caption("Waiting for a free training slot: " + ", ".join(f"{t.run} ({t.position})" for t in waiting))
+            st.caption("Waiting for a free training slot: " + ", ".join(f"{plain(t.run)} ({t.position})" for t in waiting))
         _runs_table(current, states)
         _overlay(current)
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import streamlit as st
 
 from genapp.jobs.queue import MAX_JOBS_ENV, max_jobs
+from genapp.runs import RunError, check_runs_dir, runs_root
 from genapp.ui.resources import Settings, checkpoints_dir, default_runs_dir, devices, job_backend
+from genapp.ui.text import plain
 
 FIXED_RUNS_DIR_ENV = "GENAPP_FIXED_RUNS_DIR"  # "1": users cannot point the explorer at another folder
 
@@ -21,22 +23,38 @@ def default_device(ids: list[str]) -> int:
     return 0
 
 
+def runs_directory() -> Path:
+    """The runs directory: the server's own (``GENAPP_FIXED_RUNS_DIR``), else the one typed in the
+    sidebar, when it is a usable folder (inside ``GENAPP_RUNS_ROOT`` where the server sets one);
+    otherwise the server's default, with a message saying why."""
+    default = default_runs_dir()
+    try:
+        fallback = check_runs_dir(default)
+    except RunError as e:  # the server's own setting is wrong: say so, keep to the root
+        st.error(f"The server's runs directory is unusable: {plain(e)}")
+        fallback = runs_root() or Path.cwd()
+    if os.environ.get(FIXED_RUNS_DIR_ENV, "") not in ("", "0"):
+        st.caption(f"Runs directory: {plain(fallback)}")  # a shared server: one folder, chosen by its operator
+        return fallback
+    root = runs_root()
+    text = st.text_input("Runs directory", value=default, key="runs-dir",
+                         help="Where runs are kept, whether started here or with `python -m train`."
+                              + (f" This server keeps them under {plain(root)}." if root else ""))
+    try:
+        return check_runs_dir(text)
+    except RunError as e:
+        st.error(f"{plain(e)}. Showing {plain(fallback)} instead.")
+        return fallback
+
+
 def render() -> Settings:
     """Draw the sidebar; returns the settings every tab uses."""
     with st.sidebar:
         st.title("genapp")
         st.caption("Train generative models on MNIST and explore what they learned.")
-        if os.environ.get(FIXED_RUNS_DIR_ENV, "") not in ("", "0"):
-            runs_dir = default_runs_dir()  # a shared server: one folder, chosen by whoever runs it
-            st.caption(f"Runs directory: `{Path(runs_dir).expanduser().resolve()}`")
-        else:
-            runs_dir = st.text_input(
-                "Runs directory", value=default_runs_dir(), key="runs-dir",
-                help="Where runs are kept, whether started here or with `python -m train`.",
-            )
-        path = Path(runs_dir).expanduser().resolve()
+        path = runs_directory()
         if not path.is_dir():
-            st.caption(f"`{path}` does not exist yet; the first run creates it.")
+            st.caption(f"{plain(path)} does not exist yet; the first run creates it.")
         options = devices()
         descriptions = dict(options)
         ids = [device for device, _ in options]

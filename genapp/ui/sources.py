@@ -19,6 +19,7 @@ from genapp.manifest import read_manifest
 from genapp.models import GenerativeModel, get_family
 from genapp.runs import RunDir, list_runs
 from genapp.ui.resources import Settings, metrics_history, model_from_file, model_from_upload
+from genapp.ui.text import plain
 
 UPLOAD = "Upload a checkpoint…"
 
@@ -64,7 +65,7 @@ def show_missing(settings: Settings, missing: dict[str, str], nothing_else: bool
     names = " and ".join(f"{name}.pt" for name in missing)
     with st.expander(f"Pretrained {names} not found: how to make {'it' if len(missing) == 1 else 'them'}",
                      expanded=nothing_else):
-        st.markdown(f"The explorer looks in `{settings.checkpoints_dir}`. From the repository, train and "
+        st.markdown(f"The explorer looks in {plain(settings.checkpoints_dir)}. From the repository, train and "
                     "export (or explore a run of your own, or upload a checkpoint):")
         st.code("\n".join(missing.values()), language="bash")
 
@@ -96,7 +97,7 @@ def choose_model(settings: Settings, family: str, pretrained: dict[str, str],
             return None
         return model_from_upload(upload.file_id, upload.getvalue(), family), f"upload:{upload.file_id}", source
     except (CheckpointError, OSError) as e:
-        st.error(f"Cannot open this checkpoint: {e}")
+        st.error(f"Cannot open this checkpoint: {plain(e)}")
         return None
 
 

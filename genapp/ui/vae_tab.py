@@ -22,6 +22,7 @@ from genapp.models import VAE
 from genapp.ui import family_tab, formulas, pictures, sources, vae_charts
 from genapp.ui.resources import Settings, test_split
 from genapp.ui.sources import Source
+from genapp.ui.text import plain
 
 FAMILY = "vae"
 # The pretrained checkpoints the tab offers first, with the commands that make them when
@@ -227,7 +228,7 @@ def elbo_section(model: VAE, model_key: str, source: Source) -> None:
         if len(valid.get("epoch", ())):
             st.plotly_chart(vae_charts.elbo_history(valid, uirevision=model_key), key="vae-elbo",
                             config={"displaylogo": False})
-            st.caption(f"From run {source.run.name}'s validation records.")
+            st.caption(f"From run {plain(source.run.name)}'s validation records.")
         else:
             st.info("No training history for this checkpoint: histories come from a run directory "
                     "(pick a run, or keep the run that made a pretrained checkpoint in the runs directory).")

@@ -15,7 +15,7 @@ from genapp.checkpoint import CheckpointError
 from genapp.models import FAMILIES
 from genapp.runs import RunDir
 from genapp.ui import charts, pictures, run_form, run_monitor
-from genapp.ui.text import duration
+from genapp.ui.text import duration, plain
 from genapp.ui.resources import model_from_upload
 
 from .conftest import APP, chart, run, wait_for
@@ -102,7 +102,7 @@ def test_a_3d_model_gets_pca_and_no_manifold(app_env):
     assert "needs a 2-D latent space; this model has 3" in texts(at)
     assert "principal components" in texts(at)
     assert "of 3 active" in chart(at, "vae-kl-dims")["layout"]["title"]["text"]
-    assert "From run tiny-z3's validation records." in texts(at)
+    assert f"From run {plain('tiny-z3')}'s validation records." in texts(at)
 
 
 def test_a_picked_point_shows_its_image_and_reconstruction(app_env):
@@ -189,7 +189,7 @@ def test_start_polls_and_shows_curves_and_samples(app_env):
     at.button(key="vae-start").click()
     run(at)
     assert at.selectbox(key="vae-watched").value == "ui-run"
-    poll_until(at, lambda a: "ui-run** · :gray[finished]" in texts(a), "the run to finish")
+    poll_until(at, lambda a: f"{plain('ui-run')}** · :gray[finished]" in texts(a), "the run to finish")
     figure = chart(at, "vae-curves")
     assert [t["name"] for t in figure["data"]] == ["per step", "smoothed", "validation (per epoch)"]
     assert figure["layout"]["uirevision"] == "ui-run"
@@ -209,7 +209,7 @@ def test_stop_ends_the_job_as_stopped(app_env):
     run(at)
     at.button(key="vae-stop").click()
     run(at)
-    poll_until(at, lambda a: "ui-stop** · :orange[stopped]" in texts(a), "the run to stop", timeout=60)
+    poll_until(at, lambda a: f"{plain('ui-stop')}** · :orange[stopped]" in texts(a), "the run to stop", timeout=60)
     assert at.button(key="vae-resume")  # a stopped run can be resumed
     assert run_dir.last_checkpoint.is_file()
 
@@ -228,7 +228,7 @@ def test_runs_tab_lists_overlays_and_deletes_after_confirmation(app_env):
     run(at)
     at.button(key="runs-delete").click()
     run(at)
-    assert "Delete run **tiny-z3**" in at.warning[0].value
+    assert f"Delete run **{plain('tiny-z3')}**" in at.warning[0].value
     at.button(key="runs-delete-cancel").click()
     run(at)
     assert (app_env / "tiny-z3").is_dir()
@@ -237,7 +237,7 @@ def test_runs_tab_lists_overlays_and_deletes_after_confirmation(app_env):
     at.button(key="runs-delete-confirm").click()
     run(at)
     assert not (app_env / "tiny-z3").exists()
-    assert "Deleted run tiny-z3." in texts(at)
+    assert plain("Deleted run tiny-z3.") in texts(at)
     assert list(at.dataframe[0].value["run"]) == ["tiny-z2"]
 
 
@@ -320,4 +320,4 @@ def test_a_run_trained_as_a_cuda_graph_says_so(app_env):
     at.session_state["vae-view"] = "Train"
     at.session_state["vae-watched"] = "tiny-z2"
     run(at)
-    assert "**tiny-z2** · :gray[finished] on cuda (one CUDA graph per step)" in texts(at)
+    assert f"**{plain('tiny-z2')}** · :gray[finished] on cuda (one CUDA graph per step)" in texts(at)

@@ -84,3 +84,34 @@ def test_listens_on_localhost_only_and_refuses_bad_uploads(default_server):
         wait_idle(page)
         assert page.locator("[data-testid=stException]").count() == 0
         browser.close()
+
+
+def test_user_text_is_shown_as_text_never_as_markup(default_server):
+    """A run's error (here: a value someone typed, with a markdown link, an image, Streamlit's own
+    colour and emoji syntax and LaTeX) reaches every session as the characters it is."""
+    from genapp.runs import RunDir
+
+    from .conftest import tiny_config
+
+    url, _, tmp_path = default_server
+    hostile = "MNIST folder [click me](http://example.invalid/x) ![img](http://example.invalid/i.png) :red[red] :smile: $x^2$ **bold**"
+    run = RunDir(tmp_path / "runs" / "hostile")
+    run.create(tiny_config().to_dict())
+    run.write_status("failed", error=hostile)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(120_000)
+        page.goto(url)
+        wait_idle(page)
+        page.get_by_role("tab", name="Train").first.click()
+        wait_idle(page)
+        shown = page.locator("[data-testid=stAlertContentError]").filter(has_text="click me").first
+        shown.wait_for()
+        text = shown.inner_text().replace("\u2060", "")  # the word joiners that keep addresses from linking
+        assert "[click me](http://example.invalid/x)" in text and "![img](http://example.invalid/i.png)" in text
+        assert ":red[red]" in text and "$x^2$" in text and "**bold**" in text
+        found = page.locator("a[href*='example.invalid'], img[src*='example.invalid']")
+        assert found.count() == 0, [found.nth(i).evaluate("e => e.parentElement.parentElement.outerHTML.slice(0, 600)") for i in range(found.count())]
+        assert shown.locator("strong, .katex, a, img").count() == 0
+        browser.close()

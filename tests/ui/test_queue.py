@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from genapp.jobs import queue as slots
+from genapp.jobs import queue
 from genapp.runs import locks
 from genapp.jobs.local import (
     JobTable, LaunchError, activity, pending_run_names, run_state, start_run, stop_run,
@@ -73,7 +73,7 @@ def test_the_queue_holds_extra_jobs_in_order_and_survives_a_server_restart(tmp_p
         assert activity(runs_dir) == (1, 2)
         nice = Path(f"/proc/{pids['long']}/stat")
         if nice.exists():  # training yields the CPU to the server
-            assert int(nice.read_text().rsplit(")", 1)[1].split()[16]) == slots.DEFAULT_NICE
+            assert int(nice.read_text().rsplit(")", 1)[1].split()[16]) == queue.DEFAULT_NICE
         with pytest.raises(LaunchError, match="already waiting"):
             start_run(tiny_config(), runs_dir, "last", jobs)
 
@@ -100,27 +100,49 @@ def test_the_queue_holds_extra_jobs_in_order_and_survives_a_server_restart(tmp_p
             assert state.state in ("queued", "starting", "running"), state
             time.sleep(0.1)
         assert most <= 1 and run_state(long, jobs).state == "stopped"
-        assert activity(runs_dir) == (0, 0) and slots.queue(runs_dir) == []
+        assert activity(runs_dir) == (0, 0) and queue.queue(runs_dir) == []
     finally:
         for pid in pids.values():
             if locks.process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_the_job_limit_holds_across_runs_folders(tmp_path, small_mnist):
+    """Pointing the explorer at another folder is no way past GENAPP_MAX_JOBS: the queue is the
+    server's."""
+    jobs = JobTable()
+    first, second = tmp_path / "alice", tmp_path / "bob"
+    long = start_run(tiny_config(epochs=400, data_dir=str(small_mnist), quality_every=0), first, "long", jobs, max_jobs=1)
+    try:
+        wait_for(lambda: run_state(RunDir(first / "long"), jobs).state == "running", timeout=120, what="the first job")
+        start_run(tiny_config(epochs=1, data_dir=str(small_mnist), quality_every=0), second, "other", jobs, max_jobs=1)
+        other = RunDir(second / "other")
+        wait_for(lambda: run_state(other, jobs).state == "queued", timeout=30, what="the second job to queue")
+        state = run_state(other, jobs)
+        assert state.label == "queued (1 of 1)" and activity(second) == (0, 1)
+        time.sleep(2)
+        assert run_state(other, jobs).state == "queued"  # still waiting while the other folder's job trains
+        stop_run(RunDir(first / "long"), jobs)
+        wait_for(lambda: run_state(other, jobs).state == "finished", timeout=120, what="the second job to train")
+    finally:
+        if long.alive:
+            long.process.kill()
+
+
 def test_settings_are_checked(monkeypatch):
-    monkeypatch.setenv(slots.MAX_JOBS_ENV, "3")
-    assert slots.max_jobs() == 3
-    monkeypatch.setenv(slots.MAX_JOBS_ENV, "0")
-    assert slots.max_jobs() == 0  # no limit
+    monkeypatch.setenv(queue.MAX_JOBS_ENV, "3")
+    assert queue.max_jobs() == 3
+    monkeypatch.setenv(queue.MAX_JOBS_ENV, "0")
+    assert queue.max_jobs() == 0  # no limit
     for bad in ("two", "-1"):
-        monkeypatch.setenv(slots.MAX_JOBS_ENV, bad)
+        monkeypatch.setenv(queue.MAX_JOBS_ENV, bad)
         with pytest.raises(ValueError, match="GENAPP_MAX_JOBS"):
-            slots.max_jobs()
-    assert slots.job_nice() == 10
-    monkeypatch.setenv(slots.NICE_ENV, "20")
+            queue.max_jobs()
+    assert queue.job_nice() == 10
+    monkeypatch.setenv(queue.NICE_ENV, "20")
     with pytest.raises(ValueError, match="GENAPP_JOB_NICE"):
-        slots.job_nice()
-    monkeypatch.setenv(slots.MAX_JOBS_ENV, "x")
+        queue.job_nice()
+    monkeypatch.setenv(queue.MAX_JOBS_ENV, "x")
     with pytest.raises(LaunchError, match="GENAPP_MAX_JOBS"):
         start_run(tiny_config(), "/nonexistent", "never")
 
@@ -128,7 +150,7 @@ def test_settings_are_checked(monkeypatch):
 def waiter(runs_dir, limit: int, nice: int = 0) -> subprocess.Popen:
     """The queue waiter in front of a command that prints its niceness."""
     command = [sys.executable, "-c", "import os; print('nice', os.nice(0), flush=True)"]
-    return subprocess.Popen([sys.executable, "-m", "genapp.jobs.queue", "--runs-dir", str(runs_dir), "--run",
+    return subprocess.Popen([sys.executable, "-m", "genapp.jobs.waiter", "--runs-dir", str(runs_dir), "--run",
                              "w", "--max-jobs", str(limit), "--nice", str(nice), "--", *command],
                             cwd=REPO, stdout=subprocess.PIPE, text=True)
 
@@ -136,15 +158,15 @@ def waiter(runs_dir, limit: int, nice: int = 0) -> subprocess.Popen:
 def test_the_waiter_holds_a_job_until_a_slot_frees_and_lowers_its_priority(tmp_path):
     started = waiter(tmp_path, 0, nice=3)  # no limit: straight on
     assert started.communicate(timeout=30)[0].splitlines()[-1] == "nice 3"
-    held = slots.take_slot(tmp_path, 1)  # the only slot is busy
+    held = queue.take_slot(1)  # the only slot is busy
     try:
         queued = waiter(tmp_path, 1)
-        wait_for(lambda: slots.queue(tmp_path), timeout=30, what="the ticket")
-        assert [t.run for t in slots.queue(tmp_path)] == ["w"] and queued.poll() is None
+        wait_for(lambda: queue.queue(tmp_path), timeout=30, what="the ticket")
+        assert [t.run for t in queue.queue(tmp_path)] == ["w"] and queued.poll() is None
     finally:
         os.close(held)
     assert queued.communicate(timeout=30)[0].splitlines()[-1] == "nice 0"
-    assert slots.tickets(tmp_path) == [] and slots.busy_slots(tmp_path, 1) == 0
+    assert queue.tickets(tmp_path) == [] and queue.busy_slots(1) == 0
 
 
 def test_one_session_never_changes_what_another_sees(app_env):

@@ -13,6 +13,8 @@ from streamlit.testing.v1 import AppTest
 from genapp.jobs.local import LaunchError, delete_run, run_state
 from genapp.runs import RunDir, list_runs
 
+from genapp.ui.text import plain
+
 from .conftest import APP, REPO, run, tiny_config
 
 
@@ -29,7 +31,7 @@ def test_delete_never_leaves_the_runs_directory(tmp_path):
     (outside / "precious").write_text("keep me")
     (runs).mkdir()
     (runs / "linked").symlink_to(outside, target_is_directory=True)
-    assert "linked" in [r.name for r in list_runs(runs)]
+    assert "linked" not in [r.name for r in list_runs(runs)]  # a link is no run of this folder's
     with pytest.raises(LaunchError, match="symbolic link"):
         delete_run(RunDir(runs / "linked"))
     for path in (runs / "..", runs / "a" / "..", runs / ".", runs):  # parent, or the runs directory itself
@@ -62,8 +64,11 @@ def write(path, text: str) -> None:
 
 @pytest.fixture
 def broken_runs(app_env):
-    """The two good tiny runs plus every kind of damaged run directory."""
+    """The two good tiny runs plus every kind of damaged run directory (runs genapp made, with
+    their marker, whose files were then broken)."""
     good = json.loads((app_env / "tiny-z2" / "config.json").read_text())
+    for name in ("not-json", "a-list", "odd-types", "torn-status", "odd-state", "no-status", "bad-checkpoint"):
+        write(app_env / name / ".genapp-run", "{}")
     write(app_env / "not-json" / "config.json", "{not json")
     write(app_env / "a-list" / "config.json", "[]")
     write(app_env / "odd-types" / "config.json", json.dumps({"family": "vae", "model": "x", "train": [1]}))
@@ -131,7 +136,7 @@ def test_a_fixed_runs_directory_cannot_be_changed_from_the_page(app_env, monkeyp
     at.session_state["main-tab"] = "Runs"
     run(at)
     assert not [t for t in at.text_input if t.key == "runs-dir"]
-    assert any(str(app_env) in c.value for c in at.caption)
+    assert any(plain(app_env) in c.value for c in at.caption)
 
 
 def test_server_defaults_bind_localhost_and_limit_uploads():
