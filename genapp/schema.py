@@ -83,6 +83,9 @@ def _optional(check: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
     return lambda value, name: None if value is None else check(value, name)
 
 
+# A Unix time the C library can still turn into a date (the year 9999): later ones overflow.
+LAST_TIMESTAMP = 253_402_300_799.0
+
 # The fields the explorer reads, with their checks; any other field is kept as it is.
 STATUS_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "pid": lambda v, n: integer(v, n, 1, 2**31),
@@ -93,8 +96,8 @@ STATUS_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "epochs": lambda v, n: integer(v, n, 1),
     "images_per_s": lambda v, n: number(v, n, 0.0),
     "eta_s": _optional(lambda v, n: number(v, n, 0.0)),
-    "started": lambda v, n: number(v, n, 0.0),
-    "updated": lambda v, n: number(v, n, 0.0),
+    "started": lambda v, n: number(v, n, 0.0, LAST_TIMESTAMP),
+    "updated": lambda v, n: number(v, n, 0.0, LAST_TIMESTAMP),
     "train_seconds": lambda v, n: number(v, n, 0.0),
     "threads": lambda v, n: integer(v, n, 1, 100_000),
     "device": lambda v, n: text(v, n, 100),

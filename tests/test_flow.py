@@ -10,14 +10,17 @@ import torch
 from genapp import data
 from genapp.config import ConfigError, TrainConfig
 from genapp.models import Flow, FlowConfig
-from genapp.models.flow_layers import ActNorm, AffineCoupling, LogitTransform, MLPNet, ResidualNet, Squeeze, checkerboard
+from genapp.models.flow_layers import (
+    ActNorm, AffineCoupling, HalfCoupling, LogitTransform, MLPNet, Permutation, ResidualNet, Squeeze, checkerboard,
+    checkerboard_order,
+)
 
 torch.set_default_dtype(torch.float32)
 
 
-def tiny(preset: str) -> Flow:
+def tiny(preset: str, split: bool = False) -> Flow:
     torch.manual_seed(0)
-    return Flow(FlowConfig(preset=preset, couplings=4, hidden=32, width=8, blocks=1))
+    return Flow(FlowConfig(preset=preset, couplings=4, hidden=32, width=8, blocks=1, split=split))
 
 
 def perturb(module: torch.nn.Module) -> None:
@@ -36,6 +39,9 @@ def layer_cases():
     yield "conv coupling", AffineCoupling(checkerboard((2, 4, 4), 1), ResidualNet(2, 2, 4, 1), active=2), torch.randn(3, 4, 4, 4)
     yield "actnorm", ActNorm(4, active=4), torch.randn(3, 4, 4, 4)
     yield "squeeze", Squeeze(), torch.randn(3, 2, 4, 4)
+    yield "permutation", Permutation(checkerboard_order(4)), torch.randn(3, 16)
+    yield "half coupling", HalfCoupling(MLPNet(8, 8, out=8), 16, flip=False), torch.randn(3, 16)
+    yield "half coupling, flipped", HalfCoupling(MLPNet(8, 8, out=8), 16, flip=True), torch.randn(3, 16)
 
 
 @pytest.mark.parametrize("name, layer, x", list(layer_cases()), ids=lambda v: v if isinstance(v, str) else "")
@@ -53,9 +59,9 @@ def test_each_layer_inverts_and_its_log_det_matches_autograd(name, layer, x):
         assert torch.allclose(log_det[i].double(), torch.linalg.slogdet(jac)[1], atol=1e-3)
 
 
-@pytest.mark.parametrize("preset", ["mlp", "conv"])
-def test_the_whole_flow_inverts(preset):
-    model = tiny(preset)
+@pytest.mark.parametrize("preset, split", [("mlp", False), ("mlp", True), ("conv", False)])
+def test_the_whole_flow_inverts(preset, split):
+    model = tiny(preset, split)
     x = data.dequantize(data.load_mnist().test.images[:8], torch.Generator().manual_seed(0))
     model.train()
     model(x)  # initialise ActNorm
@@ -67,8 +73,9 @@ def test_the_whole_flow_inverts(preset):
     assert torch.allclose(back, x, atol=1e-4)
 
 
-def test_whole_flow_log_det_matches_autograd_on_a_small_case():
-    model = tiny("mlp")
+@pytest.mark.parametrize("split", [False, True])
+def test_whole_flow_log_det_matches_autograd_on_a_small_case(split):
+    model = tiny("mlp", split)
     perturb(model)
     model.eval()
     x = torch.rand(1, 1, 28, 28) * 0.9 + 0.05
@@ -156,3 +163,21 @@ def test_actnorm_initialises_once_and_reads_its_flag_from_the_device_only_then()
     fresh.load_state_dict(layer.state_dict())
     fresh(x)
     assert torch.equal(fresh.bias, layer.bias)
+
+
+def test_checkerboard_order_puts_each_colour_in_one_half():
+    order = checkerboard_order(28)
+    assert sorted(order.tolist()) == list(range(784))
+    board = checkerboard((1, 28, 28), 0).flatten()
+    assert board[order[:392]].eq(board[order[0]]).all() and board[order[392:]].ne(board[order[0]]).all()
+
+
+def test_a_split_flow_shows_its_states_in_pixel_order():
+    """The split flow reorders the pixels once; its pictures undo that, so the state after the
+    permutation looks exactly like the logit image before it."""
+    model = tiny("mlp", split=True).eval()
+    x = data.dequantize(data.load_mnist().test.images[:1], torch.Generator().manual_seed(0))
+    states = model.trace(x)
+    assert states[2]["name"] == "1: Permutation"
+    assert torch.equal(states[2]["image"], states[1]["image"])
+    assert sum(s["log_det"] for s in states).item() == pytest.approx(model(x)[1].item(), abs=1e-3)

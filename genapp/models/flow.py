@@ -29,7 +29,8 @@ from genapp.config import check, setting
 from genapp.data import PIXELS as D
 from genapp.models.base import GenerativeModel, Likelihood, Progress, no_progress
 from genapp.models.flow_layers import (
-    ActNorm, AffineCoupling, LogitTransform, MLPNet, ResidualNet, Squeeze, checkerboard,
+    ActNorm, AffineCoupling, HalfCoupling, LogitTransform, MLPNet, Permutation, ResidualNet, Squeeze, checkerboard,
+    checkerboard_order,
 )
 
 Preset = Literal["mlp", "conv"]
@@ -52,6 +53,12 @@ class FlowConfig:
     mlp_layers: int = setting(2, "Hidden layers per coupling network", "mlp: hidden layers in each scale/translation MLP.")
     width: int = setting(64, "Width", "conv: channels of the residual nets.")
     blocks: int = setting(4, "Blocks", "conv: residual blocks per net.")
+    split: bool = setting(False, "Split couplings (mlp)",
+                          "mlp: each coupling's net sees only its conditioning half of the checkerboard (392 "
+                          "pixels) instead of the masked image, with ActNorm after every coupling: faster, and "
+                          "much better for the same time (the pretrained flow-mlp).")
+    dropout: float = setting(0.0, "Dropout in the coupling networks (mlp, split)",
+                             "Training only; keeps a wide MLP flow from overfitting the 50,000 images.")
     alpha: float = setting(0.05, "Alpha", "The logit pre-transform: logit(α + (1 − 2α) x).")
     grad_clip: float = setting(100.0, "Gradient-norm clipping (0 = off)", "The seed clipped at 100.")
 
@@ -63,14 +70,28 @@ class FlowConfig:
         check(4 <= self.width <= 1024, f"width must be in 4..1024, got {self.width}")
         check(0 <= self.blocks <= 16, f"blocks must be in 0..16, got {self.blocks}")
         check(0 < self.alpha < 0.5, f"alpha must be in (0, 0.5), got {self.alpha}")
+        check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
         check(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
 
 
 def mlp_layers(c: FlowConfig) -> list[nn.Module]:
+    if c.split:
+        return split_layers(c)
     layers: list[nn.Module] = []
     for i in range(c.couplings):
         mask = checkerboard((1, 28, 28), parity=i % 2).flatten()
         layers.append(AffineCoupling(mask, MLPNet(D, c.hidden, c.mlp_layers)))
+    return layers
+
+
+def split_layers(c: FlowConfig) -> list[nn.Module]:
+    """The flat image reordered once into its checkerboard's two colours, an ActNorm, then
+    couplings on alternating halves (= alternating checkerboard couplings) each followed by an
+    ActNorm. ActNorm (Glow) keeps every coupling's input normalised, which the plain MLP flow lacks."""
+    layers: list[nn.Module] = [Permutation(checkerboard_order()), ActNorm(D)]
+    for i in range(c.couplings):
+        net = MLPNet(D // 2, c.hidden, c.mlp_layers, out=D - D // 2, dropout=c.dropout)
+        layers += [HalfCoupling(net, D, flip=bool(i % 2)), ActNorm(D)]
     return layers
 
 
@@ -122,6 +143,11 @@ class Flow(GenerativeModel):
 
     @classmethod
     def tensor_elements(cls, config: FlowConfig) -> int:
+        if config.preset == "mlp" and config.split:  # permutation, ActNorms, half couplings
+            half = D // 2
+            sizes = [half, *[config.hidden] * config.mlp_layers, 2 * half]
+            coupling = half + sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])) + 2 * D + 1
+            return 2 * D + (2 * D + 1) + config.couplings * coupling
         if config.preset == "mlp":  # each coupling: mask, scale, MLP 784 -> hidden^layers -> 2 x 784
             sizes = [D, *[config.hidden] * config.mlp_layers, 2 * D]
             return config.couplings * (2 * D + sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])))
@@ -138,9 +164,13 @@ class Flow(GenerativeModel):
         return y.reshape(y.shape[0], D) if self.config.preset == "mlp" else y
 
     def _to_image(self, h: torch.Tensor, squeezes: int) -> torch.Tensor:
-        """Any intermediate state as images [n,1,28,28] (undoing squeezes), for display."""
+        """Any intermediate state as images [n,1,28,28] (undoing squeezes and the split flow's
+        reordering of the pixels), for display."""
         for _ in range(squeezes):
             h = Squeeze().inverse(h)
+        order = self.layers[0] if isinstance(self.layers[0], Permutation) else None
+        if order is not None and h.dim() == 2:
+            h = order.inverse(h)
         return h.reshape(h.shape[0], 1, 28, 28)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

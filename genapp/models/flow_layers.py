@@ -161,17 +161,80 @@ class ResidualNet(nn.Module):
         return self.out(F.relu(h))
 
 
-class MLPNet(nn.Module):
-    """The scale-and-translation network of the MLP flow: 784 -> hidden -> hidden -> 2 x 784."""
+class Permutation(nn.Module):
+    """A fixed permutation of the dimensions of x [n, D], y = x[:, perm] (buffers ``perm`` and its
+    inverse). Volume-preserving: log_det = 0."""
 
-    def __init__(self, dim: int, hidden: int, layers: int = 2) -> None:
+    def __init__(self, perm: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("perm", perm.long())
+        self.register_buffer("inv", torch.argsort(perm.long()))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x[:, self.perm], x.new_zeros(x.shape[0])
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return y[:, self.inv]
+
+
+def checkerboard_order(size: int = 28) -> torch.Tensor:
+    """The flat pixel order that puts the checkerboard's even squares first and its odd ones
+    second, [size * size]: after ``Permutation(checkerboard_order())`` the two halves of the vector
+    are the checkerboard's two colours, so a coupling on halves is a checkerboard coupling that
+    needs no gather."""
+    board = ((torch.arange(size)[:, None] + torch.arange(size)[None, :]) % 2 == 0).flatten()
+    return torch.cat([board.nonzero().squeeze(1), (~board).nonzero().squeeze(1)])
+
+
+class HalfCoupling(nn.Module):
+    """An affine coupling on the two halves of x [n, D]: y_b = x_b * exp(s) + t with
+    (s, t) = net(x_a), s = scale * tanh(raw_s), and y_a = x_a; ``flip`` swaps which half conditions.
+
+    Unlike ``AffineCoupling``'s mask, the net sees only the conditioning half (D/2 inputs, not a
+    masked D) and outputs the other half's scale and shift: a third fewer multiplications for the
+    same width. log_det = sum(s).
+    """
+
+    def __init__(self, net: nn.Module, dim: int, flip: bool) -> None:
+        super().__init__()
+        self.net, self.half, self.flip = net, dim // 2, flip
+        self.scale = nn.Parameter(torch.ones(dim - dim // 2))
+
+    def _halves(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = x[:, : self.half], x[:, self.half:]
+        return (b, a) if self.flip else (a, b)
+
+    def _join(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.cat([b, a] if self.flip else [a, b], 1)
+
+    def _scale_shift(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raw_s, t = self.net(a).chunk(2, dim=1)
+        return self.scale * torch.tanh(raw_s), t
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = self._halves(x)
+        s, t = self._scale_shift(a)
+        return self._join(a, b * torch.exp(s) + t), s.sum(1)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        a, b = self._halves(y)  # the conditioning half is unchanged, so net(y_a) = net(x_a)
+        s, t = self._scale_shift(a)
+        return self._join(a, (b - t) * torch.exp(-s))
+
+
+class MLPNet(nn.Module):
+    """The scale-and-translation network of the MLP flow: ``dim`` -> hidden (x ``layers``, ReLU,
+    then dropout in training) -> 2 x ``out`` (default ``dim``). The last layer starts at zero, so
+    every coupling starts as the identity."""
+
+    def __init__(self, dim: int, hidden: int, layers: int = 2, out: int | None = None, dropout: float = 0.0) -> None:
         super().__init__()
         sizes = [dim] + [hidden] * layers
         body: list[nn.Module] = []
         for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-            body += [nn.Linear(n_in, n_out), nn.ReLU()]
+            body += [nn.Linear(n_in, n_out), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
         self.body = nn.Sequential(*body)
-        self.out = nn.Linear(hidden, 2 * dim)
+        self.out = nn.Linear(hidden, 2 * (dim if out is None else out))
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 

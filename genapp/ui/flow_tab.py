@@ -67,7 +67,10 @@ def display_image(image: torch.Tensor) -> torch.Tensor:
 
 def state_name(name: str) -> str:
     """A layer's name from ``Flow.trace`` short enough to caption a small picture."""
-    return name.replace("AffineCoupling", "coupling").replace("^-1", "⁻¹")
+    short = {"HalfCoupling": "coupling", "AffineCoupling": "coupling", "Permutation": "reorder", "^-1": "⁻¹"}
+    for long, brief in short.items():
+        name = name.replace(long, brief)
+    return name
 
 
 def log_normal(z: torch.Tensor) -> torch.Tensor:
