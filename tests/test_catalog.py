@@ -62,7 +62,7 @@ def rows_by_model(rows):
 
 def test_pretrained_rows_carry_the_manifest_figures_and_say_which_data():
     entries = catalog.pretrained_entries(CHECKPOINTS_DIR)
-    assert [e.name for e in entries] == ["vae-z2", "vae-z20", "gan", "flow-conv", "flow-mlp"]  # no classifier; VAE, GAN, flow
+    assert [e.name for e in entries] == ["ae-z2", "vae-z2", "vae-z20", "gan", "flow-conv", "flow-mlp"]  # no classifier; VAE, GAN, flow
     rows = rows_by_model(catalog.comparison_rows(entries))
 
     vae = rows["vae-z20"]
@@ -83,7 +83,7 @@ def test_pretrained_rows_carry_the_manifest_figures_and_say_which_data():
     gan = rows["gan"]
     assert gan["nll_nats"] is None and gan["bpd"] is None and "no likelihood" in gan["likelihood_data"]
     assert "non-saturating" in gan["objective"]
-    for name in ("vae-z2", "vae-z20", "gan", "flow-conv", "flow-mlp"):  # the classifier scores, for every family
+    for name in ("ae-z2", "vae-z2", "vae-z20", "gan", "flow-conv", "flow-mlp"):  # the classifier scores, for every family
         test = MANIFEST[name]["test"]
         assert rows[name]["fid"] == test["quality_fid"]
         assert rows[name]["inception_score"] == test["quality_inception_score"]
@@ -97,7 +97,8 @@ def test_the_display_table_has_a_column_per_model_dashes_for_the_gan_and_the_rea
     rows = catalog.comparison_rows(catalog.pretrained_entries(CHECKPOINTS_DIR), {"pretrained:gan": 1234.5})
     table = compare_table.display_table(rows)
     assert list(table.index) == compare_table.FIGURE_NAMES
-    assert list(table.columns) == ["vae-z2", "vae-z20", "gan", "flow-conv", "flow-mlp", "real MNIST"]
+    assert list(table.columns) == ["ae-z2", "vae-z2", "vae-z20", "gan", "flow-conv", "flow-mlp", "real MNIST"]
+    assert table.loc["NLL (nats)", "ae-z2"] == "—"  # an autoencoder defines no likelihood
     assert table.loc["NLL (nats)", "vae-z20"] == f"{MANIFEST['vae-z20']['test']['test_iwae_nll_k1000_nats']:,.2f}"
     assert table.loc["NLL (nats)", "gan"] == "—" and table.loc["Bits/dim", "gan"] == "—"
     assert table.loc["Samples/s", "gan"] == "1,234" and table.loc["Samples/s", "vae-z2"] == "—"

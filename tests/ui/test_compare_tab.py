@@ -10,7 +10,7 @@ from genapp.manifest import CHECKPOINTS_DIR, read_manifest
 from .conftest import APP, chart, run
 
 MANIFEST = read_manifest(CHECKPOINTS_DIR / "MANIFEST.json")
-PRETRAINED = ["vae-z2", "vae-z20", "gan", "flow-conv", "flow-mlp"]
+PRETRAINED = ["ae-z2", "vae-z2", "vae-z20", "gan", "flow-conv", "flow-mlp"]
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_every_pretrained_model_in_one_table_with_both_charts(compare_env):
     assert any(abs(shape["y0"] - floor) < 1e-4 for shape in quality["layout"]["shapes"])  # the dashed floor
     assert any("not comparable" in c.value for c in at.caption)
     (button,) = at.get("download_button")
-    assert button.label == "Download the report (0 runs + 5 pretrained, .zip)"
+    assert button.label == "Download the report (0 runs + 6 pretrained, .zip)"
     assert not any(b.key == "compare-measure" for b in at.button)  # the manifest measured them all
 
 
@@ -75,7 +75,7 @@ def test_a_run_added_shows_its_logged_figures_until_measured_on_the_test_set(com
     assert frame.loc["FID ↓", "run tiny-z2"] == "—"
     assert chart(at, "compare-likelihood")["data"][0]["x"] == ["vae-z2", "vae-z20", "run tiny-z2"]
     (button,) = at.get("download_button")
-    assert button.label == "Download the report (1 run + 5 pretrained, .zip)"
+    assert button.label == "Download the report (1 run + 6 pretrained, .zip)"
 
     at.number_input(key="compare-k").set_value(5)
     at.selectbox(key="compare-samples").set_value(0)
