@@ -66,3 +66,24 @@ def reconstruct(model, images: torch.Tensor) -> torch.Tensor:
     mean, _ = model.encode(x)
     return torch.sigmoid(model.decode(mean)).cpu()
 
+
+
+def code_box(points: torch.Tensor, coverage: float = 0.99, margin: float = 0.1) -> tuple[list[float], list[float]]:
+    """The box holding the central ``coverage`` of 2-D codes [n, 2] on each axis, widened by
+    ``margin`` of its size on every side: (low [2], high [2]). Where an autoencoder's codes fall,
+    however far from the origin they lie."""
+    tail = (1 - coverage) / 2
+    low, high = torch.quantile(points.float(), tail, dim=0), torch.quantile(points.float(), 1 - tail, dim=0)
+    pad = margin * (high - low)
+    return (low - pad).tolist(), (high + pad).tolist()
+
+
+@torch.no_grad()
+def decode_box(model, low: list[float], high: list[float], n: int) -> torch.Tensor:
+    """Decodings (Bernoulli means) of an evenly spaced n x n grid of a 2-D latent box, row-major
+    with z2 largest in row 0 and z1 growing along a row, as on a plot: float [n*n,1,28,28]."""
+    z1 = torch.linspace(low[0], high[0], n)
+    z2 = torch.linspace(high[1], low[1], n)
+    g2, g1 = torch.meshgrid(z2, z1, indexing="ij")
+    z = torch.stack([g1.flatten(), g2.flatten()], 1).to(model.device)
+    return torch.sigmoid(model.decode(z)).view(-1, 1, 28, 28).cpu()

@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from genapp import schema
 from genapp.files import write_json
 
@@ -272,6 +274,18 @@ class RunDir:
     def picture_kinds(self) -> list[str]:
         """The kinds of picture (of ``PICTURES``, in its order) this run has recorded."""
         return [kind for kind in PICTURES if self.sample_epochs(kind)]
+
+    def read_latents(self, epoch: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(codes float [n, 2], digit labels int [n]) recorded after ``epoch``; None when the file
+        is missing or not what the engine writes."""
+        try:
+            with np.load(self.latents_path(epoch), allow_pickle=False) as stored:
+                points, labels = np.asarray(stored["points"], np.float32), np.asarray(stored["labels"], np.int64)
+        except (OSError, KeyError, ValueError, EOFError):
+            return None
+        if points.ndim != 2 or points.shape[1] != 2 or labels.shape != points.shape[:1] or not np.isfinite(points).all():
+            return None
+        return points, labels
 
     def latent_epochs(self) -> list[int]:
         return _epochs(self.samples_dir / "latents", ".npz")

@@ -18,7 +18,7 @@ from genapp import data
 from genapp.data import PIXELS
 from genapp.models import Flow
 from genapp.models.flow import LOG_256, bits_per_dim
-from genapp.ui import charts, family_tab, flow_charts, formulas, pictures, sources
+from genapp.ui import charts, family_tab, flow_charts, formulas, pictures, run_monitor, sources
 from genapp.ui.resources import Settings, test_split
 from genapp.ui.sources import Source
 from genapp.ui.text import plain
@@ -122,8 +122,7 @@ def training_section(source: Source, model_key: str) -> None:
     st.subheader("Bits per dimension during training")
     train, valid = sources.run_columns(source, "train"), sources.run_columns(source, "valid")
     if not len(train.get("bpd", ())):
-        st.info("No training history for this checkpoint: histories come from a run directory (pick a run, or "
-                "keep the run that made a pretrained checkpoint in the runs directory).")
+        sources.no_history(source)
         return
     fig = charts.training_curves(train, valid, "bpd", uirevision=model_key)
     charts.with_reference_lines(fig, [(UNIFORM_BPD, f"uniform noise: {UNIFORM_BPD:g}"),
@@ -132,6 +131,7 @@ def training_section(source: Source, model_key: str) -> None:
     st.caption(f"Bits per dimension on the 8-bit scale (lower is better), from run {plain(source.run.name)}. "
                f"{UNIFORM_BPD:g} is what a model that knows nothing pays (every one of 256 levels equally likely); "
                f"{TARGET_BPD:g} is the test figure the seed's flow reached.")
+    run_monitor.picture_history(source.run, key="flow-explore")
 
 
 @st.fragment

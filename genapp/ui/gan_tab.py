@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from genapp import data
 from genapp.models import GAN
 from genapp.models.gan import interpolate_latents
-from genapp.ui import family_tab, formulas, gan_charts, pictures, sources
+from genapp.ui import family_tab, formulas, gan_charts, pictures, run_monitor, sources
 from genapp.ui.resources import Settings, test_split
 from genapp.ui.sources import Source
 from genapp.ui.text import plain
@@ -138,8 +138,7 @@ def training_section(source: Source, model_key: str) -> None:
     st.subheader("The adversarial game during training")
     train = sources.run_columns(source, "train")
     if not len(train.get("d_loss", ())):
-        st.info("No training history for this checkpoint: histories come from a run directory (pick a run, or "
-                "keep the run that made a pretrained checkpoint in the runs directory).")
+        sources.no_history(source)
         return
     losses, outputs = st.columns(2, gap="large")
     losses.plotly_chart(gan_charts.gan_losses(train, uirevision=model_key), key="gan-losses",
@@ -152,6 +151,16 @@ def training_section(source: Source, model_key: str) -> None:
                          config={"displaylogo": False})
     outputs.caption("Mean D(x) on a batch of real images and D(G(z)) on generated ones, smoothed over steps. "
                     f"From run {plain(source.run.name)}'s per-step records.")
+    run_monitor.picture_history(source.run, key="gan-explore")
+
+
+def then_and_now_pictures(model: GAN, model_key: str) -> None:
+    """One model's fixed-noise samples and a fixed slerp path: what ``then_and_now`` draws per epoch."""
+    with torch.no_grad():
+        images = model.generate(sample_latents(FIXED_NOISE_SEED, 16, model.latent_dim).to(model.device)).cpu()
+    st.image(pictures.grid_picture(images, nrow=8), caption="G(z) of the fixed noise", width="stretch")
+    path, _ = interpolation(model, latent_from_seed(1, model.latent_dim), latent_from_seed(2, model.latent_dim), 8, "slerp")
+    st.image(pictures.grid_picture(path, nrow=8), caption="slerp from seed 1 to seed 2", width="stretch")
 
 
 def _new_samples() -> None:
@@ -259,6 +268,7 @@ def explore(settings: Settings) -> None:
     st.markdown(describe(model))
     math_section(model, model_key)
     training_section(source, model_key)
+    sources.then_and_now(model, model_key, source, FAMILY, "gan", then_and_now_pictures)
     st.divider()
     samples_section(model)
     st.divider()

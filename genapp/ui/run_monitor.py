@@ -18,7 +18,7 @@ from genapp.config import ConfigError
 from genapp.jobs import LaunchError
 from genapp.models import RunConfig
 from genapp.jobs.queue import max_jobs
-from genapp.runs import RunDir, RunError, list_runs
+from genapp.runs import PICTURES, RunDir, RunError, list_runs
 from genapp.ui import charts
 from genapp.ui.resources import Settings, job_backend, metrics_history
 from genapp.ui.text import duration, plain
@@ -63,7 +63,7 @@ def _live_view(run: RunDir, family: str, polling: bool) -> None:
         history = metrics_history(str(run.path))
         history.refresh()
         _curves(run, history, family)
-        _samples(run)
+        picture_history(run)
 
     live()
 
@@ -172,34 +172,46 @@ def _curves(run: RunDir, history, family: str) -> None:
     st.plotly_chart(fig, key=f"{family}-curves", config={"displaylogo": False})
 
 
-def _samples(run: RunDir) -> None:
-    """The fixed-noise grid of the latest epoch, a slider back through every epoch, a GIF."""
-    epochs = run.sample_epochs()
-    if not epochs:
+def picture_history(run: RunDir, key: str = "") -> None:
+    """A run's pictures of every epoch (the monitor's, and a pretrained model's shipped ones in
+    the Explore tabs; ``key`` prefixes its widget keys): a picture of the latest epoch, a slider back through every epoch, a GIF; a run that
+    recorded several kinds of picture (fresh noise, Bernoulli draws, a manifold) offers each."""
+    kinds = run.picture_kinds()
+    if not kinds:
         st.info("The first sample grid appears once the model is built.")
         return
     picture, controls = st.columns(2, gap="large")
     with controls:
-        shown = _scrubbed_epoch(run, epochs)
-        st.caption("The same noise decoded after every epoch: scrub back to watch the digits form.")
+        kind = kinds[0]
+        if len(kinds) > 1:
+            kind = st.radio("Picture", kinds, horizontal=True, key=f"{key or run.path}-picture-kind",
+                            format_func=lambda k: KIND_LABELS.get(k, k), help="What the run drew after each epoch.")
+        epochs = run.sample_epochs(kind)
+        shown = _scrubbed_epoch(run, epochs, kind)
+        st.caption(f"{PICTURES[kind][0].upper()}{PICTURES[kind][1:]}, after every epoch the run recorded: "
+                   "scrub back to watch the digits form.")
         st.download_button(
-            "Download the progress as a GIF", data=lambda: progress_gif(run), file_name=f"{run.name}-samples.gif",
-            mime="image/gif", key=f"gif-{run.path}", on_click="ignore",
+            "Download the progress as a GIF", data=lambda: progress_gif(run, kind),
+            file_name=f"{run.name}-{kind}.gif", mime="image/gif", key=f"gif-{run.path}-{kind}", on_click="ignore",
         )
-    grid = read_grid(run.sample_path(shown))
+    grid = read_grid(run.sample_path(shown, kind))
     if grid is not None:
-        caption = "before training" if shown == 0 else f"after epoch {shown}"
-        picture.image(grid, caption=f"Samples from fixed noise, {caption}", width="stretch")
+        when = "before training" if shown == 0 else f"after epoch {shown}"
+        picture.image(grid, caption=f"{KIND_LABELS.get(kind, kind).capitalize()}, {when}", width="stretch")
 
 
-def _scrubbed_epoch(run: RunDir, epochs: list[int]) -> int:
+KIND_LABELS = {"fixed": "fixed noise", "fixed-draws": "fixed noise, drawn", "fresh": "fresh noise",
+               "fresh-draws": "fresh noise, drawn", "manifold": "manifold"}
+
+
+def _scrubbed_epoch(run: RunDir, epochs: list[int], kind: str = "fixed") -> int:
     """The slider's epoch: it follows the newest grid unless the user has picked an earlier one."""
     latest = epochs[-1]
     if len(epochs) < 2:
         return latest
     pin_key = f"scrub-pin-{run.path}"
     pinned = st.session_state.get(pin_key)
-    key = f"scrub-{run.path}-{latest}"  # a new slider per new epoch: its range grows
+    key = f"scrub-{run.path}-{kind}-{latest}"  # a new slider per new epoch: its range grows
     return st.select_slider("Epoch", options=epochs, value=pinned if pinned in epochs else latest, key=key,
                             on_change=_pin_epoch, args=(pin_key, key, latest))
 
@@ -218,13 +230,13 @@ def read_grid(path: Path) -> np.ndarray | None:
         return None
 
 
-def progress_gif(run: RunDir) -> bytes:
-    """Every epoch's sample grid (at most ``GIF_MAX_FRAMES``, evenly spread) as a looping GIF."""
-    epochs = run.sample_epochs()
+def progress_gif(run: RunDir, kind: str = "fixed") -> bytes:
+    """Every epoch's ``kind`` picture (at most ``GIF_MAX_FRAMES``, evenly spread) as a looping GIF."""
+    epochs = run.sample_epochs(kind)
     if len(epochs) > GIF_MAX_FRAMES:
         keep = np.linspace(0, len(epochs) - 1, GIF_MAX_FRAMES).round().astype(int)
         epochs = [epochs[i] for i in keep]
-    frames = [g for g in (read_grid(run.sample_path(e)) for e in epochs) if g is not None]
+    frames = [g for g in (read_grid(run.sample_path(e, kind)) for e in epochs) if g is not None]
     shapes = {f.shape for f in frames}
     frames = [f for f in frames if f.shape == frames[-1].shape] if len(shapes) > 1 else frames
     return gif_bytes(frames, duration_ms=400, scale=2)

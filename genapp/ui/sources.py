@@ -8,6 +8,7 @@ when it records one). The VAE, GAN and flow tabs all pick their models here.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,15 +50,78 @@ def model_sources(settings: Settings, family: str, pretrained: dict[str, str]) -
         if not path.is_file():
             missing[name] = (entry or {}).get("command") or pretrained.get(name, "")
             continue
-        # The run that made it, when it is still here: the manifest names it (older entries do
-        # not, and their runs were named after the checkpoint).
-        run = RunDir(settings.runs_dir / ((entry or {}).get("run") or name))
-        sources.append(Source(f"Pretrained {name}", path, run if run.exists() else None, entry))
+        sources.append(Source(f"Pretrained {name}", path, history_of(settings, name, entry), entry))
     for run in list_runs(settings.runs_dir):
         checkpoint = run.checkpoint
         if checkpoint is not None and run.family == family:
             sources.append(Source(f"Run {run.name} ({checkpoint.name})", checkpoint, run))
     return [*sources, Source(UPLOAD)], missing
+
+
+def history_of(settings: Settings, name: str, entry: dict | None) -> RunDir | None:
+    """The training history of a pretrained checkpoint: the run that made it when it is still in the
+    runs directory (the manifest names it; older entries were named after the checkpoint), else the
+    history shipped beside it (``checkpoints/history/<name>``), else None."""
+    entry = entry or {}
+    local = RunDir(settings.runs_dir / str(entry.get("run") or name))
+    if local.exists():
+        return local
+    shipped = entry.get("history")
+    if isinstance(shipped, str) and shipped.startswith("history/"):
+        history = RunDir(settings.checkpoints_dir / shipped)
+        if history.exists() and history.path.resolve().is_relative_to(settings.checkpoints_dir.resolve()):
+            return history
+    return None
+
+
+def snapshot_epochs(model: GenerativeModel, source: Source) -> list[int]:
+    """The epochs whose model the source's run kept (for a pretrained model, the seed's epochs),
+    apart from the final model's own."""
+    final = (getattr(model, "checkpoint_info", None) or {}).get("epoch")
+    epochs = source.run.snapshot_epochs() if source.run is not None else []
+    return [e for e in epochs if e != final]
+
+
+def then_and_now(model: GenerativeModel, model_key: str, source: Source, family: str, prefix: str,
+                 draw: Callable[[GenerativeModel, str], None]) -> None:
+    """The model as it was after an epoch the run kept, beside the final one: a slider over the
+    snapshot epochs (key ``<prefix>-epoch``) and two columns, each filled by ``draw(model, key)``.
+    Nothing when the run kept no snapshots."""
+    epochs = snapshot_epochs(model, source)
+    if not epochs:
+        return
+    final = (getattr(model, "checkpoint_info", None) or {}).get("epoch")
+    st.subheader("During training: the model after an earlier epoch, beside the final one")
+    key = f"{prefix}-epoch"
+    if st.session_state.get(key) not in epochs:
+        st.session_state[key] = epochs[0]
+    epoch = st.select_slider("The model after epoch", epochs, key=key,
+                             help="The run kept its model after these epochs (float16; for a pretrained model, "
+                                  "the seed's epochs): the left column draws it, the right the final model.")
+    path = source.run.snapshot_path(int(epoch))
+    then, now = st.columns(2, gap="large")
+    try:
+        modified = path.stat().st_mtime
+        earlier = model_from_file(str(path), modified, family)
+    except (CheckpointError, OSError) as e:
+        then.error(f"Cannot open the model of epoch {epoch}: {plain(e)}")
+    else:
+        with then:
+            st.markdown(f"**After epoch {epoch}**")
+            draw(earlier, f"{path}:{modified}")
+    with now:
+        st.markdown(f"**Final (epoch {final})**" if final is not None else "**Final**")
+        draw(model, model_key)
+
+
+def no_history(source: Source) -> None:
+    """Why a model shows no training: an upload, or a checkpoint whose run is not here."""
+    if source.path is None:
+        st.info("An uploaded checkpoint carries its weights, not its training: open a run (or a pretrained "
+                "model) to see curves and pictures from every epoch.")
+    else:
+        st.info("No training history for this checkpoint: its run is not in the runs directory and none was "
+                "shipped beside it (`python -m train export` ships one).")
 
 
 def show_missing(settings: Settings, missing: dict[str, str], nothing_else: bool) -> None:

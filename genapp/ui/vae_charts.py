@@ -88,3 +88,34 @@ def likelihood_estimates(ks: Sequence[int], means: dict[str, np.ndarray], stds: 
     return figure(data, dict(shapes=[line], annotations=[label], xaxis=xaxis),
                    title="log p(x) of one image: estimates as the number of samples k grows", x="samples k",
                    y="estimate of log p(x) (nats)", uirevision=uirevision, height=420)
+
+
+def posterior_contours(z1: np.ndarray, z2: np.ndarray, log_prior: np.ndarray, log_q: np.ndarray,
+                       log_posterior: np.ndarray, uirevision: str = "posterior") -> go.Figure:
+    """The seed's Fig. 2: contours of the prior p(z), the encoder's q(z|x) and the true posterior
+    p(z|x) on one 2-D grid (axes z1 [n], z2 [n]; densities [n, n] indexed [z2, z1], as logs).
+
+    Each density is drawn at the levels that hold 50 %, 90 % and 99 % of its mass on the grid,
+    so three shapes of very different heights read on one chart."""
+    fig = go.Figure()
+    for name, log_density, color, dash in (("prior p(z)", log_prior, PALETTE[7], "dot"),
+                                           ("encoder q(z|x)", log_q, PALETTE[0], "dash"),
+                                           ("true posterior p(z|x)", log_posterior, PALETTE[3], "solid")):
+        density = np.exp(log_density - log_density.max())
+        for i, level in enumerate(mass_levels(density, (0.99, 0.9, 0.5))):  # one line per level
+            fig.add_trace(go.Contour(
+                x=z1, y=z2, z=density, name=name, legendgroup=name, showlegend=i == 0, showscale=False,
+                hoverinfo="skip", contours=dict(coloring="none", start=level, end=level, size=1.0),
+                line=dict(color=color, width=1 + i, dash=dash)))
+    fig = layout(fig, title="Prior, encoder and true posterior of one image", x="z1", y="z2",
+                 uirevision=uirevision, height=440, hovermode="closest")
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def mass_levels(density: np.ndarray, masses: Sequence[float]) -> list[float]:
+    """The density values whose upper level sets hold each of ``masses`` of the total (on a grid
+    of equal cells), ascending."""
+    values = np.sort(density.ravel())[::-1]
+    cumulative = np.cumsum(values) / values.sum()
+    return sorted(float(values[min(np.searchsorted(cumulative, m), len(values) - 1)]) for m in masses)

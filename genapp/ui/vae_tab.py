@@ -16,11 +16,15 @@ import streamlit as st
 import torch
 
 from genapp import data
+from genapp.checkpoint import CheckpointError
 from genapp.evaluation import monte_carlo
-from genapp.evaluation.latent import active_units, encode_images, kl_per_dimension, project_2d, reconstruct
+from genapp.evaluation.latent import (
+    active_units, code_box, decode_box, encode_images, kl_per_dimension, project_2d, reconstruct,
+)
+from genapp.evaluation.posterior import GridPosterior, grid_posterior
 from genapp.models import VAE
-from genapp.ui import family_tab, formulas, pictures, sources, vae_charts
-from genapp.ui.resources import Settings, test_split
+from genapp.ui import family_tab, formulas, pictures, run_monitor, sources, vae_charts
+from genapp.ui.resources import Settings, model_from_file, test_split
 from genapp.ui.sources import Source
 from genapp.ui.text import plain
 
@@ -39,7 +43,10 @@ RECON_COUNT = 32
 FIXED_NOISE_SEED = 0
 MANIFOLD_WIDTH_PX = 480  # small grids are enlarged (whole pixels) to about this width
 STATE_KEYS = ["vae-view", "vae-source", "vae-manifold-n", "vae-z1", "vae-z2", "vae-noise", "vae-picked",
-              "vae-q14-index"]
+              "vae-q14-index", "vae-epoch", "vae-latent-epoch", "vae-posterior-index"]
+# The seed's Fig. 1: a plain autoencoder's codes beside a VAE's, both shipped.
+AUTOENCODER, ITS_VAE = "ae-z2", "vae-z2"
+BOX_GRID = 16  # decodings across the box of an autoencoder's codes
 
 
 # ----------------------------------------------------------------------------- the model
@@ -230,8 +237,7 @@ def elbo_section(model: VAE, model_key: str, source: Source) -> None:
                             config={"displaylogo": False})
             st.caption(f"From run {plain(source.run.name)}'s validation records.")
         else:
-            st.info("No training history for this checkpoint: histories come from a run directory "
-                    "(pick a run, or keep the run that made a pretrained checkpoint in the runs directory).")
+            sources.no_history(source)
     with units:
         st.plotly_chart(vae_charts.kl_per_dimension(analysis.kl, analysis.active), key="vae-kl-dims",
                         config={"displaylogo": False})
@@ -292,6 +298,132 @@ def estimators_summary(estimates: monte_carlo.Estimates, best: float, within: fl
             f"The gap widens with the latent dimension: compare vae-z2 with vae-z20.")
 
 
+# ----------------------------------------------------------------------------- training
+
+
+def then_and_now_pictures(model: VAE, model_key: str) -> None:
+    """One model's manifold (2-D latents) and fixed-noise samples: what ``then_and_now`` draws per epoch."""
+    if model.latent_dim == 2:
+        st.image(pictures.grid_picture(model.manifold(15), nrow=15, scale=1), width="stretch",
+                 caption="the 15 × 15 manifold")
+    means, draws = samples(model, FIXED_NOISE_SEED, 16)
+    st.image(pictures.grid_picture(torch.cat([draws, means]), nrow=16, scale=1), width="stretch",
+             caption="fixed noise: Bernoulli draws above their means")
+
+
+def training_section(source: Source) -> None:
+    st.subheader("Training, epoch by epoch")
+    if source.run is None:
+        sources.no_history(source)
+        return
+    run_monitor.picture_history(source.run, key="vae-explore")
+    epochs = source.run.latent_epochs()
+    if epochs:
+        latent_history(source, epochs)
+
+
+@st.fragment
+def latent_history(source: Source, epochs: list[int]) -> None:
+    """The codes of validation images after each recorded epoch: the clusters forming."""
+    key = "vae-latent-epoch"
+    if st.session_state.get(key) not in epochs:
+        st.session_state[key] = epochs[-1]
+    epoch = st.select_slider("Codes after epoch", epochs, key=key)
+    recorded = source.run.read_latents(int(epoch))
+    if recorded is None:
+        st.warning(f"The codes of epoch {epoch} cannot be read.")
+        return
+    points, labels = recorded
+    fig = vae_charts.latent_scatter(points, labels, np.arange(len(points)), ("z1", "z2"), uirevision=f"{source.run.path}")
+    st.plotly_chart(fig, key="vae-latent-history", config={"displaylogo": False})
+    st.caption(f"Posterior means of {len(points):,} validation images after epoch {epoch}, coloured by digit.")
+
+
+# ----------------------------------------------------------------------------- the seed's Fig. 1 and 2
+
+
+@st.cache_resource(max_entries=4, show_spinner="Decoding the box of the codes…")
+def box_decodings(_model: VAE, model_key: str) -> tuple[np.ndarray, list[float], list[float]]:
+    """(the decodings of an even grid over the box of the model's test codes as a picture, low, high)."""
+    low, high = code_box(torch.from_numpy(latent_analysis(_model, model_key).points))
+    return pictures.grid_picture(decode_box(_model, low, high, BOX_GRID), nrow=BOX_GRID, scale=1), low, high
+
+
+def codes_panel(model: VAE, model_key: str, name: str) -> None:
+    """A 2-D model's test codes and the decodings of the box they fill."""
+    analysis = latent_analysis(model, model_key)
+    fig = vae_charts.latent_scatter(analysis.points, analysis.labels, np.arange(len(analysis.points)),
+                                    ("z1", "z2"), uirevision=f"codes-{model_key}")
+    st.plotly_chart(fig, key=f"vae-codes-{name}", config={"displaylogo": False})
+    picture, low, high = box_decodings(model, model_key)
+    st.image(picture, width="stretch",
+             caption=f"{name}: decodings of an even {BOX_GRID} × {BOX_GRID} grid over z1 ∈ [{low[0]:.1f}, {high[0]:.1f}], "
+                     f"z2 ∈ [{low[1]:.1f}, {high[1]:.1f}], the box of its codes")
+
+
+def shipped_model(settings: Settings, name: str) -> tuple[VAE, str] | None:
+    path = settings.checkpoints_dir / f"{name}.pt"
+    try:
+        modified = path.stat().st_mtime
+        return model_from_file(str(path), modified, FAMILY), f"{path}:{modified}"
+    except (OSError, CheckpointError) as e:
+        st.info(f"{name}.pt cannot be opened ({plain(e)}): see checkpoints/MANIFEST.json for the command that makes it.")
+        return None
+
+
+def autoencoder_section(settings: Settings) -> None:
+    st.subheader("Why not a plain autoencoder? Its codes beside a VAE's")
+    pair = [(name, shipped_model(settings, name)) for name in (AUTOENCODER, ITS_VAE)]
+    if any(loaded is None for _, loaded in pair):
+        return
+    for (name, (model, key)), column in zip(pair, st.columns(2, gap="large")):
+        with column:
+            st.markdown(f"**{name}**: " + ("the same networks as a plain autoencoder (z = the encoder's mean, no KL)"
+                                           if model.config.autoencoder else "the VAE"))
+            codes_panel(model, key, name)
+    st.caption("The autoencoder puts each digit wherever reconstruction is easiest: tight clusters far apart, "
+               "with empty space between them that the decoder never saw, so the grid decodes to smudges there "
+               "and there is no distribution to sample from. The KL term pulls a VAE's codes into the prior's "
+               "N(0, I): its clusters touch, and every point of the box decodes to a digit-like image.")
+
+
+@st.cache_resource(max_entries=16, show_spinner="Evaluating the posterior on a grid…")
+def posterior_of(_model: VAE, model_key: str, index: int) -> GridPosterior:
+    return grid_posterior(_model, data.fixed_binarization(test_split().images[index : index + 1]))
+
+
+@st.fragment
+def posterior_section(model: VAE, model_key: str) -> None:
+    st.subheader("The true posterior, on a grid: what the ELBO leaves out")
+    if model.latent_dim != 2 or model.config.autoencoder:
+        st.info("The grid needs a VAE with a 2-D latent space (vae-z2, or a run with latent dimensions 2).")
+        return
+    st.session_state.setdefault("vae-posterior-index", 0)
+    test = test_split()
+    controls, chart, numbers = st.columns([1, 3, 1.4], gap="large")
+    with controls:
+        index = st.number_input("Test image #", 0, len(test.images) - 1, step=1, key="vae-posterior-index")
+        st.image(pictures.digit_picture(data.fixed_binarization(test.images[index : index + 1])[0], scale=4),
+                 width=112, caption=f"#{index}: a {int(test.labels[index])}, binarized")
+    grid = posterior_of(model, model_key, int(index))
+    with chart:
+        st.plotly_chart(vae_charts.posterior_contours(grid.z1.numpy(), grid.z2.numpy(), grid.log_prior.numpy(),
+                                                      grid.log_q.numpy(), grid.log_posterior.numpy(),
+                                                      uirevision=f"{model_key}:{index}"),
+                        key="vae-posterior", config={"displaylogo": False})
+    with numbers:
+        show_posterior_numbers(grid)
+
+
+def show_posterior_numbers(grid: GridPosterior) -> None:
+    st.metric("log p(x), from the grid", f"{grid.log_px:.2f} nats")
+    st.metric("ELBO", f"{grid.elbo:.2f} nats")
+    st.metric("KL(q(z|x) ‖ p(z|x))", f"{grid.kl:.3f} nats")
+    st.caption(f"Contours hold 50, 90 and 99 % of each density's mass. p(z|x) ∝ p(x|z) p(z) is normalised over "
+               f"{grid.z1.numel()} × {grid.z2.numel()} points; log p(x) − ELBO = {grid.gap:.3f} nats, which is "
+               f"the KL from q to the true posterior: the ELBO is tight exactly where q matches it.")
+
+
 # ----------------------------------------------------------------------------- the tab
 
 
@@ -302,12 +434,18 @@ def explore(settings: Settings) -> None:
     model, model_key, source = chosen
     st.markdown(describe(model, source))
     manifold_section(model, model_key)
+    sources.then_and_now(model, model_key, source, FAMILY, "vae", then_and_now_pictures)
     st.divider()
     latent_section(model, model_key)
     st.divider()
     samples_section(model)
     st.divider()
     elbo_section(model, model_key, source)
+    training_section(source)
+    st.divider()
+    posterior_section(model, model_key)
+    st.divider()
+    autoencoder_section(settings)
     st.divider()
     estimators_section(model, model_key)
 
