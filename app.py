@@ -1,12 +1,13 @@
 """The genapp explorer: ``streamlit run app.py``.
 
-A frame only: page config, the sidebar, one tab per model family and a Runs tab. The tabs
+A frame only: page config, the sidebar, one tab per model family, Your digit, Compare, the
+seed's Report and a Runs tab. The tabs
 live in ``genapp/ui/``; only the open tab runs.
 """
 import streamlit as st
 
 from genapp.models import FAMILIES
-from genapp.ui import compare_tab, digit_tab, family_tab, flow_tab, gan_tab, runs_tab, sidebar, vae_tab
+from genapp.ui import compare_tab, digit_tab, family_tab, flow_tab, gan_tab, report_tab, runs_tab, sidebar, vae_tab
 from genapp.ui.resources import retain_widget_state
 
 # A family's own tab (Explore + Train); a family without an explorer gets the Train view alone.
@@ -20,8 +21,9 @@ for family in FAMILIES:
 retain_widget_state(runs_tab.STATE_KEYS)
 retain_widget_state(compare_tab.STATE_KEYS)
 retain_widget_state(digit_tab.STATE_KEYS)
+retain_widget_state(report_tab.STATE_KEYS)
 
-labels = [FAMILIES[family].label for family in FAMILIES] + ["Your digit", "Compare", "Runs"]
+labels = [FAMILIES[family].label for family in FAMILIES] + ["Your digit", "Compare", "Report", "Runs"]
 tabs = st.tabs(labels, key="main-tab", on_change="rerun")
 for family, tab in zip(FAMILIES, tabs):
     if tab.open:
@@ -36,6 +38,9 @@ if tabs[labels.index("Your digit")].open:
 if tabs[labels.index("Compare")].open:
     with tabs[labels.index("Compare")]:
         compare_tab.render(settings)
+if tabs[labels.index("Report")].open:
+    with tabs[labels.index("Report")]:
+        report_tab.render(settings)
 if tabs[-1].open:
     with tabs[-1]:
         runs_tab.render(settings)

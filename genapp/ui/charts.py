@@ -220,3 +220,20 @@ def _steps_per_epoch(valid: Columns) -> float | None:
     if len(steps) and len(epochs) and epochs[0]:
         return float(steps[0]) / float(epochs[0])
     return None
+
+
+def per_epoch(train: Columns, valid: Columns, metric: str, *, title: str, y: str, uirevision: str) -> go.Figure:
+    """The mean of the per-step ``metric`` over each epoch beside the validation figure after it,
+    against the epoch: a training curve drawn as a report draws it."""
+    fig = go.Figure()
+    epochs, values = series(train, metric, x="epoch")
+    if len(epochs):
+        numbers = np.unique(epochs)
+        means = [values[epochs == e].mean() for e in numbers]
+        fig.add_scatter(x=numbers, y=means, name="training (mean over the epoch)", mode="lines",
+                        line=dict(width=2, color=PALETTE[0]))
+    valid_epochs, valid_values = series(valid, metric, x="epoch")
+    if len(valid_epochs):
+        fig.add_scatter(x=valid_epochs, y=valid_values, name="validation", mode="lines+markers",
+                        line=dict(width=2, color=PALETTE[1]), marker=dict(size=5))
+    return layout(fig, title=title, x="epoch", y=y, uirevision=uirevision, height=380)

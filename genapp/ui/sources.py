@@ -114,6 +114,21 @@ def then_and_now(model: GenerativeModel, model_key: str, source: Source, family:
         draw(model, model_key)
 
 
+def shipped(settings: Settings, name: str, family: str) -> tuple[GenerativeModel, str, RunDir | None] | None:
+    """A pretrained model by its manifest name: (model, cache key, its training history or None);
+    None, with a message saying how to make it, when its file is missing or cannot be opened."""
+    entry = read_manifest(settings.checkpoints_dir / "MANIFEST.json").get(name)
+    path = settings.checkpoints_dir / str((entry or {}).get("file") or f"{name}.pt")
+    try:
+        modified = path.stat().st_mtime
+        model = model_from_file(str(path), modified, family)
+    except (CheckpointError, OSError) as e:
+        command = (entry or {}).get("command")
+        st.info(f"{name} cannot be opened ({plain(e)})" + (f": `{command}` makes it." if command else "."))
+        return None
+    return model, f"{path}:{modified}", history_of(settings, name, entry)
+
+
 def no_history(source: Source) -> None:
     """Why a model shows no training: an upload, or a checkpoint whose run is not here."""
     if source.path is None:

@@ -90,25 +90,30 @@ def likelihood_estimates(ks: Sequence[int], means: dict[str, np.ndarray], stds: 
                    y="estimate of log p(x) (nats)", uirevision=uirevision, height=420)
 
 
-def posterior_contours(z1: np.ndarray, z2: np.ndarray, log_prior: np.ndarray, log_q: np.ndarray,
-                       log_posterior: np.ndarray, uirevision: str = "posterior") -> go.Figure:
-    """The seed's Fig. 2: contours of the prior p(z), the encoder's q(z|x) and the true posterior
-    p(z|x) on one 2-D grid (axes z1 [n], z2 [n]; densities [n, n] indexed [z2, z1], as logs).
+def posterior_contours(z1: np.ndarray, z2: np.ndarray, log_q: np.ndarray, log_posterior: np.ndarray, *,
+                       prior_extent: float | None = None, uirevision: str = "posterior") -> go.Figure:
+    """The seed's Fig. 2: contours of the encoder's q(z|x) and the true posterior p(z|x) on their
+    grid (axes z1 [n], z2 [n]; log densities [n, n] indexed [z2, z1]) and, with ``prior_extent``,
+    of the prior N(0, I) over ±extent, where the other two are specks.
 
-    Each density is drawn at the levels that hold 50 %, 90 % and 99 % of its mass on the grid,
-    so three shapes of very different heights read on one chart."""
+    Each density is drawn at the levels that hold 50 %, 90 % and 99 % of its mass on its grid, so
+    shapes of very different heights read on one chart."""
     fig = go.Figure()
-    for name, log_density, color, dash in (("prior p(z)", log_prior, PALETTE[7], "dot"),
-                                           ("encoder q(z|x)", log_q, PALETTE[0], "dash"),
-                                           ("true posterior p(z|x)", log_posterior, PALETTE[3], "solid")):
+    layers = [("encoder q(z|x)", z1, z2, log_q, PALETTE[0], "dash"),
+              ("true posterior p(z|x)", z1, z2, log_posterior, PALETTE[1], "solid")]
+    if prior_extent is not None:
+        axis = np.linspace(-prior_extent, prior_extent, 161)
+        log_prior = -0.5 * (axis[None, :] ** 2 + axis[:, None] ** 2)
+        layers.insert(0, ("prior p(z)", axis, axis, log_prior, PALETTE[2], "dot"))
+    for name, x, y, log_density, color, dash in layers:
         density = np.exp(log_density - log_density.max())
         for i, level in enumerate(mass_levels(density, (0.99, 0.9, 0.5))):  # one line per level
             fig.add_trace(go.Contour(
-                x=z1, y=z2, z=density, name=name, legendgroup=name, showlegend=i == 0, showscale=False,
+                x=x, y=y, z=density, name=name, legendgroup=name, showlegend=i == 0, showscale=False,
                 hoverinfo="skip", contours=dict(coloring="none", start=level, end=level, size=1.0),
                 line=dict(color=color, width=1 + i, dash=dash)))
-    fig = layout(fig, title="Prior, encoder and true posterior of one image", x="z1", y="z2",
-                 uirevision=uirevision, height=440, hovermode="closest")
+    title = "In the prior's space" if prior_extent is not None else "Zoomed in on this image's posterior"
+    fig = layout(fig, title=title, x="z1", y="z2", uirevision=uirevision, height=400, hovermode="closest")
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig
 

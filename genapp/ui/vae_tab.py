@@ -16,7 +16,6 @@ import streamlit as st
 import torch
 
 from genapp import data
-from genapp.checkpoint import CheckpointError
 from genapp.evaluation import monte_carlo
 from genapp.evaluation.latent import (
     active_units, code_box, decode_box, encode_images, kl_per_dimension, project_2d, reconstruct,
@@ -24,7 +23,7 @@ from genapp.evaluation.latent import (
 from genapp.evaluation.posterior import GridPosterior, grid_posterior
 from genapp.models import VAE
 from genapp.ui import family_tab, formulas, pictures, run_monitor, sources, vae_charts
-from genapp.ui.resources import Settings, model_from_file, test_split
+from genapp.ui.resources import Settings, test_split
 from genapp.ui.sources import Source
 from genapp.ui.text import plain
 
@@ -361,22 +360,13 @@ def codes_panel(model: VAE, model_key: str, name: str) -> None:
                      f"z2 ∈ [{low[1]:.1f}, {high[1]:.1f}], the box of its codes")
 
 
-def shipped_model(settings: Settings, name: str) -> tuple[VAE, str] | None:
-    path = settings.checkpoints_dir / f"{name}.pt"
-    try:
-        modified = path.stat().st_mtime
-        return model_from_file(str(path), modified, FAMILY), f"{path}:{modified}"
-    except (OSError, CheckpointError) as e:
-        st.info(f"{name}.pt cannot be opened ({plain(e)}): see checkpoints/MANIFEST.json for the command that makes it.")
-        return None
-
-
-def autoencoder_section(settings: Settings) -> None:
-    st.subheader("Why not a plain autoencoder? Its codes beside a VAE's")
-    pair = [(name, shipped_model(settings, name)) for name in (AUTOENCODER, ITS_VAE)]
+def autoencoder_section(settings: Settings, title: bool = True) -> None:
+    if title:
+        st.subheader("Why not a plain autoencoder? Its codes beside a VAE's")
+    pair = [(name, sources.shipped(settings, name, FAMILY)) for name in (AUTOENCODER, ITS_VAE)]
     if any(loaded is None for _, loaded in pair):
         return
-    for (name, (model, key)), column in zip(pair, st.columns(2, gap="large")):
+    for (name, (model, key, _)), column in zip(pair, st.columns(2, gap="large")):
         with column:
             st.markdown(f"**{name}**: " + ("the same networks as a plain autoencoder (z = the encoder's mean, no KL)"
                                            if model.config.autoencoder else "the VAE"))
@@ -393,35 +383,40 @@ def posterior_of(_model: VAE, model_key: str, index: int) -> GridPosterior:
 
 
 @st.fragment
-def posterior_section(model: VAE, model_key: str) -> None:
-    st.subheader("The true posterior, on a grid: what the ELBO leaves out")
+def posterior_section(model: VAE, model_key: str, title: bool = True) -> None:
+    if title:
+        st.subheader("The true posterior, on a grid: what the ELBO leaves out")
     if model.latent_dim != 2 or model.config.autoencoder:
         st.info("The grid needs a VAE with a 2-D latent space (vae-z2, or a run with latent dimensions 2).")
         return
     st.session_state.setdefault("vae-posterior-index", 0)
     test = test_split()
-    controls, chart, numbers = st.columns([1, 3, 1.4], gap="large")
+    controls, numbers = st.columns([1, 3], gap="large")
     with controls:
         index = st.number_input("Test image #", 0, len(test.images) - 1, step=1, key="vae-posterior-index")
         st.image(pictures.digit_picture(data.fixed_binarization(test.images[index : index + 1])[0], scale=4),
                  width=112, caption=f"#{index}: a {int(test.labels[index])}, binarized")
     grid = posterior_of(model, model_key, int(index))
-    with chart:
-        st.plotly_chart(vae_charts.posterior_contours(grid.z1.numpy(), grid.z2.numpy(), grid.log_prior.numpy(),
-                                                      grid.log_q.numpy(), grid.log_posterior.numpy(),
-                                                      uirevision=f"{model_key}:{index}"),
-                        key="vae-posterior", config={"displaylogo": False})
     with numbers:
         show_posterior_numbers(grid)
+    shapes = (grid.z1.numpy(), grid.z2.numpy(), grid.log_q.numpy(), grid.log_posterior.numpy())
+    wide, zoomed = st.columns(2, gap="large")
+    wide.plotly_chart(vae_charts.posterior_contours(*shapes, prior_extent=4.0, uirevision=f"{model_key}:{index}"),
+                      key="vae-posterior", config={"displaylogo": False})
+    zoomed.plotly_chart(vae_charts.posterior_contours(*shapes, uirevision=f"{model_key}:{index}:zoom"),
+                        key="vae-posterior-zoom", config={"displaylogo": False})
 
 
 def show_posterior_numbers(grid: GridPosterior) -> None:
-    st.metric("log p(x), from the grid", f"{grid.log_px:.2f} nats")
-    st.metric("ELBO", f"{grid.elbo:.2f} nats")
-    st.metric("KL(q(z|x) ‖ p(z|x))", f"{grid.kl:.3f} nats")
-    st.caption(f"Contours hold 50, 90 and 99 % of each density's mass. p(z|x) ∝ p(x|z) p(z) is normalised over "
-               f"{grid.z1.numel()} × {grid.z2.numel()} points; log p(x) − ELBO = {grid.gap:.3f} nats, which is "
-               f"the KL from q to the true posterior: the ELBO is tight exactly where q matches it.")
+    columns = st.columns(3)
+    columns[0].metric("log p(x), from the grid", f"{grid.log_px:.2f} nats")
+    columns[1].metric("ELBO", f"{grid.elbo:.2f} nats")
+    columns[2].metric("KL(q(z|x) ‖ p(z|x))", f"{grid.kl:.3f} nats")
+    st.caption(f"p(z|x) ∝ p(x|z) p(z), normalised over {grid.z1.numel()} × {grid.z2.numel()} points around it: "
+               f"log p(x) − ELBO = {grid.gap:.3f} nats, exactly the KL from q to the true posterior, so the ELBO "
+               "is tight where q matches it. Contours hold 50, 90 and 99 % of each density's mass; next to the "
+               "prior, the posterior of a trained model is a speck, which is why sampling z from the prior "
+               "almost never lands where this image is explained.")
 
 
 # ----------------------------------------------------------------------------- the tab

@@ -1,0 +1,33 @@
+"""The Report tab through AppTest, on the shipped models: the seed's figures in its order, each
+drawn (or, for the one this build cannot draw, saying why), and no exception."""
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from genapp.ui import report_tab
+
+from .conftest import APP, run
+from .test_pretrained_history import shipped_env  # noqa: F401  (the fixture)
+
+
+def test_the_report_renders_every_figure_in_the_seeds_order(shipped_env):  # noqa: F811
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.session_state["main-tab"] = "Report"
+    run(at)
+    assert not at.exception
+    headings = [m.value for m in at.markdown if m.value.startswith("#### Fig.")]
+    assert [h.split(" ·")[0].removeprefix("#### ") for h in headings] == [f"Fig. {n}" for n in range(1, 16)]
+    graphs = at.get("graphviz_chart")
+    assert len(graphs) == 3 and all("784" in g.proto.spec for g in graphs)  # Fig. 3, 4, 9 with the models' sizes
+    charts = [e.proto.id for e in at.get("plotly_chart")]
+    for key in ("vae-codes-ae-z2", "vae-posterior", "report-fig5"):  # Fig. 1, 2, 5
+        assert any(chart.endswith(key) for chart in charts), key
+    captions = [c for element in at.get("image") for c in element.captions]
+    assert captions.count("") >= 5 * 3 + 1  # Fig. 6, 7 (two rows), 10, 11 at five epochs, 8 and 12
+    epochs = [c.value for c in at.caption if c.value.startswith("epoch ")]
+    assert epochs[:5] == [f"epoch {e}" for e in report_tab.SEED_EPOCHS["vae"]]  # vae-z20 recorded the seed's epochs
+
+
+def test_nearest_epochs_keep_the_wanted_order_without_repeats():
+    assert report_tab.nearest([0, 1, 2, 5, 10, 20, 40, 60, 100], [1, 12, 50, 110, 200]) == [1, 10, 40, 100]
+    assert report_tab.nearest([3], [1, 10]) == [3]
