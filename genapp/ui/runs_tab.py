@@ -118,8 +118,8 @@ def _overlay(runs: list[RunDir], settings: Settings) -> None:
     choices = {run.name: run for run in runs} | shipped_histories(settings)
     names = list(choices)
     if "runs-compare" not in st.session_state:  # first look: the newest runs of the newest run's family
-        family = runs[0].family
-        st.session_state["runs-compare"] = [run.name for run in runs if run.family == family][:3]
+        family = runs[0].family if runs else None
+        st.session_state["runs-compare"] = [run.name for run in runs if run.family == family][:3] or names[:1]
     st.session_state["runs-compare"] = [n for n in st.session_state["runs-compare"] if n in names]
     chosen = st.multiselect("Compare", names, key="runs-compare",
                             help="Runs here, and the pretrained models whose training history ships with them.")
@@ -225,6 +225,8 @@ def render(settings: Settings) -> None:
     if not runs:
         st.info(f"No runs in {plain(settings.runs_dir)} yet. Start one from a model's Train tab, or with "
                 f"`python -m train vae --runs-dir {settings.runs_dir}`.")
+        if shipped_histories(settings):  # the pretrained models' histories can still be compared
+            _overlay([], settings)
         return
     polling = any(backend.status(run).active for run in runs) or bool(queue(settings.runs_dir))
 

@@ -92,3 +92,14 @@ def test_runs_side_by_side_under_one_epoch_slider_with_the_same_smoothing(shippe
     assert values(traces["pretrained vae-z2 train"]["y"]) == pytest.approx(
         list(debiased_ema(history.columns("train")["loss"], 0.9)), rel=1e-6)
     assert figure["layout"]["xaxis"]["title"]["text"] == "epoch"
+
+
+def test_with_no_runs_the_shipped_histories_can_still_be_compared(shipped_history, tmp_path, monkeypatch):
+    monkeypatch.setenv("GENAPP_RUNS_DIR", str(tmp_path / "empty"))
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.session_state["main-tab"] = "Runs"
+    run(at)
+    assert at.multiselect(key="runs-compare").value == ["pretrained vae-z2"]
+    assert at.select_slider(key="runs-epoch").options == ["0", "1"]  # its grid of epoch 2 is gone
+    assert [c for image in at.get("image") for c in image.captions] == ["pretrained vae-z2, epoch 1"]
+    assert {t["name"] for t in chart(at, "runs-overlay")["data"]} >= {"pretrained vae-z2 validation"}
