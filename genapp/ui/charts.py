@@ -200,7 +200,7 @@ def training_curves(train: Columns, valid: Columns, metric: str, uirevision: str
     if len(xs):
         keep = thin(len(xs))
         fig.add_scatter(x=xs[keep], y=values[keep], name="per step", mode="lines",
-                        line=dict(width=1, color=PALETTE[0]), opacity=0.25)
+                        line=dict(width=1, color=PALETTE[0]), opacity=0.3)
         fig.add_scatter(x=xs[keep], y=smoothed[keep], name="smoothed", mode="lines",
                         line=dict(width=2, color=PALETTE[0]))
     valid_xs, valid_values = curve(valid, metric, x, start=start)

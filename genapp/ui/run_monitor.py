@@ -27,7 +27,7 @@ from genapp.ui.text import duration, plain
 POLL_SECONDS = 1.0
 MAX_EPOCHS = 1_000_000
 GIF_MAX_FRAMES = 100
-X_AXIS_LABELS = {"step": "Step", "epoch": "Epoch", "relative": "Relative (wall time)"}  # charts.X_AXES
+X_AXIS_LABELS = {"step": "Step", "epoch": "Epoch", "relative": "Wall time"}  # charts.X_AXES
 
 
 def family_run_names(family: str, runs_dir: Path) -> list[str]:

@@ -83,3 +83,28 @@ def test_a_copied_link_opens_the_same_view(browser_page):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "url_timings.json").write_text(json.dumps(timings, indent=2))
     print(json.dumps(timings))
+
+
+def test_the_dashboard_in_the_browser_smoothing_and_runs_side_by_side(browser_page):
+    """Screenshots of the monitor's smoothing and x-axis controls and of the Runs tab's side by
+    side view; the smoothed curve the browser draws is TensorBoard's EMA of the run's losses."""
+    url, page = browser_page
+    open_view(page, f"{url}/?main-tab=VAE&vae-view=Train", "Smoothing")
+    thumb = page.locator(".st-key-vae-smoothing input[type=range]")
+    thumb.focus()
+    thumb.press("End")  # 0.99
+    page.locator(".st-key-vae-smoothing").get_by_text("0.99").first.wait_for()  # the value and the max
+    wait_idle(page)
+    drawn = page.evaluate("""() => {
+        const gd = document.querySelector('.st-key-vae-curves .js-plotly-plot');
+        return gd.calcdata.map(trace => ({name: trace[0].trace.name, y: trace.map(p => p.y)}));
+    }""")
+    smoothed = next(t["y"] for t in drawn if t["name"] == "smoothed")
+    raw = next(t["y"] for t in drawn if t["name"] == "per step")
+    from genapp.smoothing import debiased_ema
+    assert smoothed == pytest.approx(list(debiased_ema(raw, 0.99)), rel=1e-4)
+    screenshot(page, "monitor-smoothing")
+    open_view(page, f"{url}/?main-tab=Runs", "Samples at epoch")
+    page.get_by_text("tiny-z2, epoch 2").first.wait_for()
+    page.get_by_text("tiny-z3, epoch 2").first.wait_for()
+    screenshot(page, "runs-side-by-side")
