@@ -95,8 +95,8 @@ FIELDS: dict[str, Field] = {
     "gan-endpoints": Field("choice", choices=("two seeds", "two samples of the grid")),
     "gan-seed-start": SEED,
     "gan-seed-end": SEED,
-    "gan-cell-start": Field("int", 1, 64),
-    "gan-cell-end": Field("int", 1, 64),
+    "gan-cell-start": Field("int", 1, 24),  # gan_tab.SAMPLE_COUNT
+    "gan-cell-end": Field("int", 1, 24),
     "gan-steps": Field("int", 3, 24),
     "gan-mode": Field("choice", choices=("linear", "slerp")),
     "gan-frame": Field("int", 1, 24),

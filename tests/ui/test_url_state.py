@@ -149,3 +149,32 @@ def test_fields_parse_only_what_their_widget_accepts():
         with pytest.raises(ValueError):
             url_state.FIELDS[key].parse(text)
     assert url_state.FIELDS["vae-z1"].format(0.35000000000000003) == "0.35"
+
+
+def test_the_fields_ranges_are_the_widgets_own(monkeypatch, runs_copy, family_checkpoints):
+    """FIELDS repeats each widget's range (so a link can never hand a widget a value it raises
+    on): a changed range in a tab fails here until FIELDS follows it."""
+    monkeypatch.setenv("GENAPP_RUNS_DIR", str(runs_copy))
+    monkeypatch.setenv("GENAPP_CHECKPOINTS_DIR", str(family_checkpoints))
+    checked = set()
+    for tab, extra in (("VAE", {}), ("GAN", {}), ("GAN", {"gan-endpoints": "two samples of the grid"}), ("Flow", {})):
+        at = open_link(**{"main-tab": tab, **extra})
+        for widget in [*at.slider, *at.number_input, *at.radio, *at.selectbox]:
+            field = url_state.FIELDS.get(widget.key)
+            if field is None or widget.key in checked:
+                continue
+            checked.add(widget.key)
+            if field.kind in ("int", "float"):
+                if type(widget).__name__ == "Selectbox":  # the GAN's sample numbers
+                    low, high = min(map(int, widget.options)), max(map(int, widget.options))
+                else:
+                    low, high = widget.min, widget.max
+                if widget.key == "gan-frame":  # 1 .. the path's steps: the tab clamps it itself
+                    assert field.low == low and field.high == url_state.FIELDS["gan-steps"].high
+                else:
+                    assert (field.low, field.high) == (low, high), widget.key
+            elif field.kind == "choice":
+                # AppTest shows a radio's options as formatted: compare the count and the value
+                assert len(field.choices) == len(widget.options) and widget.value in field.choices, widget.key
+    assert {"vae-manifold-n", "vae-z1", "vae-z2", "gan-seed-start", "gan-cell-start", "gan-steps", "gan-mode",
+            "gan-endpoints", "flow-temperature"} <= checked
