@@ -1,13 +1,15 @@
 """The genapp explorer: ``streamlit run app.py``.
 
 A frame only: page config, the sidebar, one tab per model family, Your digit, Compare, the
-seed's Report and a Runs tab. The tabs
-live in ``genapp/ui/``; only the open tab runs.
+seed's Report and a Runs tab, and the view kept in the URL. The tabs live in ``genapp/ui/``;
+only the open tab runs.
 """
 import streamlit as st
 
 from genapp.models import FAMILIES
-from genapp.ui import compare_tab, digit_tab, family_tab, flow_tab, gan_tab, report_tab, runs_tab, sidebar, vae_tab
+from genapp.ui import (
+    compare_tab, digit_tab, family_tab, flow_tab, gan_tab, report_tab, runs_tab, sidebar, url_state, vae_tab,
+)
 from genapp.ui.resources import retain_widget_state
 
 # A family's own tab (Explore + Train); a family without an explorer gets the Train view alone.
@@ -24,6 +26,7 @@ retain_widget_state(digit_tab.STATE_KEYS)
 retain_widget_state(report_tab.STATE_KEYS)
 
 labels = [FAMILIES[family].label for family in FAMILIES] + ["Your digit", "Compare", "Report", "Runs"]
+url_notice = url_state.restore(labels)  # a shared link's view, before any widget is drawn
 tabs = st.tabs(labels, key="main-tab", on_change="rerun")
 for family, tab in zip(FAMILIES, tabs):
     if tab.open:
@@ -44,3 +47,4 @@ if tabs[labels.index("Report")].open:
 if tabs[-1].open:
     with tabs[-1]:
         runs_tab.render(settings)
+url_state.publish(url_notice)  # the open view into the URL, so a copied link opens it

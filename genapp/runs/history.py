@@ -20,8 +20,9 @@ META = ("step", "epoch", "split", "time")
 class MetricsHistory:
     """Columns of a run's ``metrics.jsonl``, per split.
 
-    ``columns("train")`` maps "step", "epoch" and each metric name ("loss", "recon", ...) to a
-    float array [records] (NaN where a record lacks that metric). Thread-safe: one instance may
+    ``columns("train")`` maps "step", "epoch", "time" (Unix seconds, when the record has it) and
+    each metric name ("loss", "recon", ...) to a float array [records] (NaN where a record lacks
+    that value). Thread-safe: one instance may
     serve every browser tab that watches the run.
     """
 
@@ -55,7 +56,7 @@ class MetricsHistory:
         columns = self._splits.setdefault(str(record["split"]), {"step": [], "epoch": []})
         length = len(columns["step"])
         for name, value in record.items():
-            if name in ("split", "time") or not isinstance(value, (int, float)):
+            if name == "split" or not isinstance(value, (int, float)):
                 continue
             if name not in columns:
                 columns[name] = [math.nan] * length

@@ -30,6 +30,7 @@ class TensorBoardEvents(Callback):
 
     def __init__(self) -> None:
         self.writer = None
+        self._first_grid = False  # epoch 0's grid, drawn by the engine after on_start
 
     def on_start(self, trainer) -> None:
         try:
@@ -43,7 +44,7 @@ class TensorBoardEvents(Callback):
         if not resumed:
             config = json.dumps(trainer.config.to_dict(), indent=2)
             self.writer.add_text("config", f"```\n{config}\n```", global_step=0)
-            self._grid(trainer, 0, 0)
+            self._first_grid = True
             return
         records, _ = trainer.run.read_metrics()
         self._epoch_records(r for r in records if r["split"] != "train" and r["step"] == trainer.step)
@@ -52,6 +53,7 @@ class TensorBoardEvents(Callback):
     def on_steps(self, trainer, records: list[dict]) -> None:
         if self.writer is None:
             return
+        self._write_first_grid(trainer)
         for record in records:
             for name, value in record.items():
                 if name not in META:
@@ -60,6 +62,7 @@ class TensorBoardEvents(Callback):
     def on_epoch_end(self, trainer, record: dict) -> None:
         if self.writer is None:
             return
+        self._write_first_grid(trainer)
         self._epoch_records(trainer.epoch_records)
         self._grid(trainer, trainer.epoch, trainer.step)
         self.writer.flush()
@@ -76,6 +79,11 @@ class TensorBoardEvents(Callback):
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+    def _write_first_grid(self, trainer) -> None:
+        if self._first_grid:
+            self._first_grid = False
+            self._grid(trainer, 0, 0)
 
     def _grid(self, trainer, epoch: int, step: int) -> None:
         path = trainer.run.sample_path(epoch)

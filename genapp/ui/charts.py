@@ -17,11 +17,12 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from genapp.axes import log_ticks
+from genapp.smoothing import DEFAULT_WEIGHT, debiased_ema
 
 MAX_POINTS = 2000  # per trace; a 300-epoch run logs over 100k steps
 WARMUP_MIN_STEPS = 200  # longer curves get a y axis fitted to what follows their first steps
 WARMUP_FRACTION = 0.02
-# A run's history: "step", "epoch" and each metric, one value per record (see MetricsHistory).
+# A run's history: "step", "epoch", "time" and each metric, one value per record (see MetricsHistory).
 Columns = dict[str, "np.ndarray | Sequence[float]"]
 PALETTE = qualitative.Plotly
 DIGIT_COLORS = qualitative.D3  # ten distinct colours, one per digit
@@ -122,6 +123,44 @@ def thin(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
     return index if index[-1] == n - 1 else np.append(index, n - 1)
 
 
+# The x axes a curve can be drawn against, as TensorBoard offers them: the global step, the epoch
+# (fractional for per-step values), and the wall time since the run's first record.
+X_AXES = {"step": "step", "epoch": "epoch", "relative": "wall time since the start (min)"}
+
+
+def start_time(*histories: Columns) -> float | None:
+    """The earliest record time (Unix seconds) of these columns, or None when none has times."""
+    firsts = [float(np.nanmin(c["time"])) for c in histories
+              if len(c.get("time", [])) and np.isfinite(np.asarray(c["time"], dtype=float)).any()]
+    return min(firsts) if firsts else None
+
+
+def curve(columns: Columns, metric: str, x: str, *, steps_per_epoch: float | None = None,
+          start: float | None = None, per_step: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(x, metric) for the x axis ``x`` (a key of ``X_AXES``), records lacking either dropped.
+
+    ``per_step`` columns (training) get a fractional epoch, ``(step + 1) / steps_per_epoch``,
+    as their records end at those steps; epoch records carry their epoch. Relative wall time is
+    in minutes since ``start``.
+    """
+    if x == "step":
+        return series(columns, metric)
+    if x == "epoch":
+        if per_step:
+            if not steps_per_epoch:
+                return np.empty(0), np.empty(0)
+            steps, values = series(columns, metric)
+            return (steps + 1) / steps_per_epoch, values
+        return series(columns, metric, x="epoch")
+    if x == "relative":
+        if start is None:
+            return np.empty(0), np.empty(0)
+        times, values = series(columns, metric, x="time")
+        keep = np.isfinite(times)
+        return (times[keep] - start) / 60.0, values[keep]
+    raise ValueError(f"unknown x axis {x!r}; choose one of {sorted(X_AXES)}")
+
+
 def series(columns: Columns, metric: str, x: str = "step") -> tuple[np.ndarray, np.ndarray]:
     """(x, metric) as float arrays, without the records that lack the metric (NaN or None)."""
     if metric not in columns or x not in columns:
@@ -144,31 +183,38 @@ def _log_if_positive(fig: go.Figure, *arrays: np.ndarray) -> bool:
     return log
 
 
-def training_curves(train: Columns, valid: Columns, metric: str, uirevision: str) -> go.Figure:
-    """Per-step ``metric`` (raw and smoothed) and per-epoch validation ``metric`` against step.
+def training_curves(train: Columns, valid: Columns, metric: str, uirevision: str,
+                    smoothing: float = DEFAULT_WEIGHT, x: str = "step") -> go.Figure:
+    """Per-step ``metric`` (raw, faint, and smoothed as TensorBoard does with weight ``smoothing``)
+    and per-epoch validation ``metric``, against ``x`` (a key of ``X_AXES``).
 
     ``train`` and ``valid`` are the columns of a run's history (see ``MetricsHistory``).
     The y axis is logarithmic when every value is positive: losses fall by orders of magnitude
-    in the first steps and would flatten the rest of the curve.
+    in the first steps and would flatten the rest of the curve. The zoom is kept while
+    ``uirevision`` and the x axis stay the same (a new slider value keeps it).
     """
     fig = go.Figure()
-    steps, values = series(train, metric)
-    if len(steps):
-        keep = thin(len(steps))
-        fig.add_scatter(x=steps[keep], y=values[keep], name="per step", mode="lines",
+    start, per_epoch = start_time(train, valid), _steps_per_epoch(valid)
+    xs, values = curve(train, metric, x, steps_per_epoch=per_epoch, start=start, per_step=True)
+    smoothed = debiased_ema(values, smoothing)
+    if len(xs):
+        keep = thin(len(xs))
+        fig.add_scatter(x=xs[keep], y=values[keep], name="per step", mode="lines",
                         line=dict(width=1, color=PALETTE[0]), opacity=0.3)
-        fig.add_scatter(x=steps[keep], y=smooth(values)[keep], name="smoothed", mode="lines",
+        fig.add_scatter(x=xs[keep], y=smoothed[keep], name="smoothed", mode="lines",
                         line=dict(width=2, color=PALETTE[0]))
-    valid_steps, valid_values = series(valid, metric)
+    valid_xs, valid_values = curve(valid, metric, x, start=start)
     epochs, _ = series(valid, metric, x="epoch")
-    if len(valid_steps):
-        fig.add_scatter(x=valid_steps, y=valid_values, name="validation (per epoch)", mode="lines+markers",
+    if len(valid_xs):
+        fig.add_scatter(x=valid_xs, y=valid_values, name="validation (per epoch)", mode="lines+markers",
                         line=dict(width=2, color=PALETTE[1]), marker=dict(size=7),
-                        customdata=epochs, hovertemplate="epoch %{customdata}: %{y:.2f}<extra>validation</extra>")
+                        customdata=epochs[: len(valid_xs)],
+                        hovertemplate="epoch %{customdata}: %{y:.2f}<extra>validation</extra>")
     log = _log_if_positive(fig, values, valid_values)
     if len(values) > WARMUP_MIN_STEPS:
-        _focus_after_warmup(fig, smooth(values), values, valid_values, log)
-    return layout(fig, title=f"{metric} during training", x="step", y=metric, uirevision=uirevision, height=420)
+        _focus_after_warmup(fig, smoothed, values, valid_values, log)
+    revision = uirevision if x == "step" else f"{uirevision}:{x}"  # a new axis starts unzoomed
+    return layout(fig, title=f"{metric} during training", x=X_AXES[x], y=metric, uirevision=revision, height=420)
 
 
 def _focus_after_warmup(fig: go.Figure, smoothed: np.ndarray, raw: np.ndarray, valid: np.ndarray, log: bool) -> None:
@@ -185,33 +231,37 @@ def _focus_after_warmup(fig: go.Figure, smoothed: np.ndarray, raw: np.ndarray, v
         fig.update_yaxes(range=[low - margin, high + margin])
 
 
-def overlay_curves(histories: dict[str, tuple[Columns, Columns]], metric: str, uirevision: str = "overlay") -> go.Figure:
-    """Several runs on one chart against epoch: validation ``metric`` (solid, markers) and the
-    smoothed training ``metric`` (dotted), one colour per run.
+def overlay_curves(histories: dict[str, tuple[Columns, Columns]], metric: str, uirevision: str = "overlay",
+                   smoothing: float = DEFAULT_WEIGHT, x: str = "epoch") -> go.Figure:
+    """Several runs on one chart: validation ``metric`` (solid, markers) and the training
+    ``metric`` smoothed as TensorBoard does (dotted, its raw values faint behind), one colour per
+    run, against ``x`` (a key of ``X_AXES``; relative wall time counts from each run's own start).
 
-    ``histories`` maps a run name to its (train, valid) columns. Epoch is the common axis because
-    runs with other batch or training-set sizes take different numbers of steps per epoch.
+    ``histories`` maps a run name to its (train, valid) columns. Epoch is the default axis
+    because runs with other batch or training-set sizes take different numbers of steps per epoch.
     """
     fig = go.Figure()
     plotted: list[np.ndarray] = []
     for i, (name, (train, valid)) in enumerate(histories.items()):
         color = PALETTE[i % len(PALETTE)]
-        valid_epochs, valid_values = series(valid, metric, x="epoch")
-        steps, values = series(train, metric)
-        steps_per_epoch = _steps_per_epoch(valid)
-        if len(steps) and steps_per_epoch:
-            keep = thin(len(steps))
-            smoothed = smooth(values)[keep]
-            fig.add_scatter(x=(steps[keep] + 1) / steps_per_epoch, y=smoothed, mode="lines",
+        start, per_epoch = start_time(train, valid), _steps_per_epoch(valid)
+        xs, values = curve(train, metric, x, steps_per_epoch=per_epoch, start=start, per_step=True)
+        if len(xs):
+            keep = thin(len(xs))
+            smoothed = debiased_ema(values, smoothing)[keep]
+            fig.add_scatter(x=xs[keep], y=values[keep], mode="lines", name=f"{name} train (raw)", legendgroup=name,
+                            showlegend=False, hoverinfo="skip", opacity=0.15, line=dict(color=color, width=1))
+            fig.add_scatter(x=xs[keep], y=smoothed, mode="lines",
                             name=f"{name} train", legendgroup=name, line=dict(color=color, width=1.5, dash="dot"))
             plotted.append(smoothed)
-        if len(valid_epochs):
-            fig.add_scatter(x=valid_epochs, y=valid_values, mode="lines+markers", name=f"{name} validation",
+        valid_xs, valid_values = curve(valid, metric, x, start=start)
+        if len(valid_xs):
+            fig.add_scatter(x=valid_xs, y=valid_values, mode="lines+markers", name=f"{name} validation",
                             legendgroup=name, line=dict(color=color, width=2))
             plotted.append(valid_values)
     _log_if_positive(fig, *plotted)
-    return layout(fig, title=f"{metric}: validation (solid) and smoothed training (dotted)", x="epoch",
-                   y=metric, uirevision=uirevision, height=420, hovermode="closest")
+    return layout(fig, title=f"{metric}: validation (solid) and smoothed training (dotted)", x=X_AXES[x],
+                   y=metric, uirevision=f"{uirevision}:{x}", height=420, hovermode="closest")
 
 
 def _steps_per_epoch(valid: Columns) -> float | None:

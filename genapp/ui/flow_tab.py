@@ -22,6 +22,7 @@ from genapp.ui import charts, family_tab, flow_charts, formulas, pictures, run_m
 from genapp.ui.resources import Settings, test_split
 from genapp.ui.sources import Source
 from genapp.ui.text import plain
+from genapp.ui import url_state
 
 FAMILY = "flow"
 # flow-mlp first: it draws 64 samples in 20 ms on a laptop CPU; the conv flow (far better: 1.27
@@ -151,6 +152,7 @@ def samples_section(model: Flow) -> None:
     grid.image(pictures.grid_picture(images.cpu(), nrow=8),
                caption=f"{SAMPLE_COUNT} samples at T = {temperature:.2f} "
                        f"({'fixed noise' if seed == FIXED_NOISE_SEED else f'noise seed {seed}'})")
+    url_state.publish()  # a control changed inside this fragment: the link follows
 
 
 @st.fragment

@@ -20,6 +20,7 @@ from genapp.ui import family_tab, formulas, gan_charts, pictures, run_monitor, s
 from genapp.ui.resources import Settings, test_split
 from genapp.ui.sources import Source
 from genapp.ui.text import plain
+from genapp.ui import url_state
 
 FAMILY = "gan"
 PRETRAINED = {"gan": "python -m train gan --run-name gan && python -m train export gan --name gan"}
@@ -223,6 +224,7 @@ def interpolation_section(model: GAN) -> None:
         frame = st.slider("Frame", 1, steps, key="gan-frame")
         t = (frame - 1) / (steps - 1)
         st.image(pictures.digit_picture(images[frame - 1]), width=168, caption=f"frame {frame} of {steps} (t = {t:.2f})")
+    url_state.publish()  # a control changed inside this fragment: the link follows
 
 
 @st.fragment

@@ -19,6 +19,7 @@ from genapp.jobs import LaunchError
 from genapp.models import RunConfig
 from genapp.jobs.queue import max_jobs
 from genapp.runs import PICTURES, RunDir, RunError, list_runs
+from genapp.smoothing import DEFAULT_WEIGHT, MAX_WEIGHT
 from genapp.ui import charts
 from genapp.ui.resources import Settings, job_backend, metrics_history
 from genapp.ui.text import duration, plain
@@ -26,6 +27,7 @@ from genapp.ui.text import duration, plain
 POLL_SECONDS = 1.0
 MAX_EPOCHS = 1_000_000
 GIF_MAX_FRAMES = 100
+X_AXIS_LABELS = {"step": "Step", "epoch": "Epoch", "relative": "Wall time"}  # charts.X_AXES
 
 
 def family_run_names(family: str, runs_dir: Path) -> list[str]:
@@ -167,9 +169,30 @@ def _curves(run: RunDir, history, family: str) -> None:
     key = f"{family}-curve-metric"
     if st.session_state.get(key) not in names:  # first view, or a run that logs other metrics
         st.session_state[key] = "loss" if "loss" in names else names[0]
-    metric = st.radio("Metric", names, horizontal=True, key=key)
-    fig = charts.training_curves(history.columns("train"), history.columns("valid"), metric, uirevision=run.name)
+    left, right = st.columns([3, 2])
+    with left:
+        metric = st.radio("Metric", names, horizontal=True, key=key)
+    with right:
+        smoothing, x = curve_controls(family)
+    fig = charts.training_curves(history.columns("train"), history.columns("valid"), metric, uirevision=run.name,
+                                 smoothing=smoothing, x=x)
     st.plotly_chart(fig, key=f"{family}-curves", config={"displaylogo": False})
+
+
+def curve_controls(prefix: str) -> tuple[float, str]:
+    """TensorBoard's two curve controls: the smoothing weight (keys ``<prefix>-smoothing``) and
+    the x axis (``<prefix>-curve-x``). Returns (weight in [0, 0.99], a key of ``charts.X_AXES``)."""
+    smoothing_key, x_key = f"{prefix}-smoothing", f"{prefix}-curve-x"
+    if not isinstance(st.session_state.get(smoothing_key), float):
+        st.session_state[smoothing_key] = DEFAULT_WEIGHT
+    if st.session_state.get(x_key) not in X_AXIS_LABELS:
+        st.session_state[x_key] = "step" if prefix != "runs" else "epoch"
+    smoothing = st.slider("Smoothing", 0.0, MAX_WEIGHT, step=0.01, key=smoothing_key,
+                          help="TensorBoard's debiased exponential moving average: 0 draws the raw values, "
+                               "the same value draws the same curve as TensorBoard's slider.")
+    x = st.segmented_control("X axis", list(X_AXIS_LABELS), format_func=X_AXIS_LABELS.get, key=x_key,
+                             required=True)
+    return float(smoothing), x or "step"
 
 
 def picture_history(run: RunDir, key: str = "") -> None:
@@ -244,4 +267,4 @@ def progress_gif(run: RunDir, kind: str = "fixed") -> bytes:
 
 def state_keys(family: str) -> list[str]:
     """The session-state keys of the monitor's widgets whose values should outlive a tab switch."""
-    return [f"{family}-watched", f"{family}-curve-metric"]
+    return [f"{family}-watched", f"{family}-curve-metric", f"{family}-smoothing", f"{family}-curve-x"]

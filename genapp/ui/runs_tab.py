@@ -1,10 +1,13 @@
-"""The Runs tab: every run in the runs directory (from the explorer or the CLI), several runs'
-curves on one chart, and a run's details with a guarded delete."""
+"""The Runs tab: every run in the runs directory (from the explorer or the CLI); several runs (and
+the pretrained models whose history ships with them) side by side, their sample grids under one
+epoch slider and their curves on one chart with TensorBoard's smoothing; a run's details with a
+guarded delete."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import time
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -13,13 +16,15 @@ from genapp.config import ConfigError, TrainConfig
 from genapp.models import get_family
 from genapp.jobs import LaunchError, RunState
 from genapp.jobs.queue import queue
+from genapp.manifest import read_manifest
 from genapp.runs import RunDir, RunError, list_runs
 from genapp.ui import charts
 from genapp.ui.resources import Settings, job_backend, metrics_history
+from genapp.ui.run_monitor import curve_controls, read_grid
 from genapp.ui.text import plain
 
 POLL_SECONDS = 2.0
-STATE_KEYS = ["runs-compare", "runs-metric", "runs-detail"]
+STATE_KEYS = ["runs-compare", "runs-metric", "runs-detail", "runs-epoch", "runs-smoothing", "runs-curve-x"]
 
 
 def _monitor(family: str) -> tuple[str, bool]:
@@ -83,27 +88,82 @@ def _runs_table(runs: list[RunDir], states: dict[str, RunState]) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs-table")
 
 
-def _overlay(runs: list[RunDir]) -> None:
-    """Pick runs; their validation and smoothed training curves on one chart."""
-    names = [run.name for run in runs]
+PRETRAINED = "pretrained "  # the label of a shipped history: "pretrained gan"
+
+
+def shipped_histories(settings: Settings) -> dict[str, RunDir]:
+    """{"pretrained <name>": its run directory} for each manifest entry that ships its history
+    (``checkpoints/history/<name>``: metrics.jsonl, samples/), those present on disk."""
+    entries = read_manifest(settings.checkpoints_dir / "MANIFEST.json")
+    found = {}
+    for name, entry in entries.items():
+        folder = entry.get("history") if isinstance(entry, dict) else None
+        if isinstance(folder, str) and folder:
+            run = RunDir((settings.checkpoints_dir / folder).resolve())
+            if run.path.is_relative_to(settings.checkpoints_dir) and run.metrics_path.is_file():
+                found[f"{PRETRAINED}{name}"] = run
+    return found
+
+
+def grid_at(run: RunDir, epoch: int) -> tuple[int, Path] | None:
+    """(the epoch shown, its fixed-noise grid) for ``epoch``: that epoch's grid, or the run's last
+    one before it (a shorter run, or one with snapshots every few epochs); None before its first."""
+    earlier = [e for e in run.sample_epochs() if e <= epoch]
+    return (earlier[-1], run.sample_path(earlier[-1])) if earlier else None
+
+
+def _overlay(runs: list[RunDir], settings: Settings) -> None:
+    """Pick runs (and pretrained models' shipped histories): their sample grids side by side at
+    one epoch, and their validation and smoothed training curves on one chart."""
+    choices = {run.name: run for run in runs} | shipped_histories(settings)
+    names = list(choices)
     if "runs-compare" not in st.session_state:  # first look: the newest runs of the newest run's family
-        family = runs[0].family
-        st.session_state["runs-compare"] = [run.name for run in runs if run.family == family][:3]
+        family = runs[0].family if runs else None
+        st.session_state["runs-compare"] = [run.name for run in runs if run.family == family][:3] or names[:1]
     st.session_state["runs-compare"] = [n for n in st.session_state["runs-compare"] if n in names]
-    chosen = st.multiselect("Overlay the curves of", names, key="runs-compare")
+    chosen = st.multiselect("Compare", names, key="runs-compare",
+                            help="Runs here, and the pretrained models whose training history ships with them.")
+    if not chosen:
+        st.info("Choose runs to see their samples and curves side by side.")
+        return
+    _side_by_side({name: choices[name] for name in chosen})
     histories = {}
     for name in chosen:
-        history = metrics_history(str(runs[names.index(name)].path))
+        history = metrics_history(str(choices[name].path))
+        history.refresh()
         histories[name] = (history.columns("train"), history.columns("valid"))
-    metrics = sorted({m for _, valid in histories.values() for m in valid if m not in ("step", "epoch")})
+    metrics = sorted({m for _, valid in histories.values() for m in valid if m not in ("step", "epoch", "time")})
     if not metrics:
         st.info("Choose runs that have finished at least one epoch to compare their curves.")
         return
     if st.session_state.get("runs-metric") not in metrics:  # the metric that picks best.pt, if logged
-        monitor, _ = _monitor(runs[names.index(chosen[0])].family)
+        monitor, _ = _monitor(choices[chosen[0]].family)
         st.session_state["runs-metric"] = monitor if monitor in metrics else metrics[0]
-    metric = st.selectbox("Metric", metrics, key="runs-metric")
-    st.plotly_chart(charts.overlay_curves(histories, metric), key="runs-overlay", config={"displaylogo": False})
+    left, right = st.columns([3, 2])
+    metric = left.selectbox("Metric", metrics, key="runs-metric")
+    with right:
+        smoothing, x = curve_controls("runs")
+    st.plotly_chart(charts.overlay_curves(histories, metric, smoothing=smoothing, x=x), key="runs-overlay",
+                    config={"displaylogo": False})
+
+
+def _side_by_side(chosen: dict[str, RunDir]) -> None:
+    """One epoch slider; every chosen run's fixed-noise grid at that epoch, in a row."""
+    epochs = sorted({e for run in chosen.values() for e in run.sample_epochs()})
+    if not epochs:
+        return
+    if st.session_state.get("runs-epoch") not in epochs:
+        st.session_state["runs-epoch"] = epochs[-1]
+    epoch = (st.select_slider("Samples at epoch", options=epochs, key="runs-epoch") if len(epochs) > 1
+             else epochs[0])
+    for column, (name, run) in zip(st.columns(len(chosen)), chosen.items()):
+        shown = grid_at(run, epoch)
+        grid = read_grid(shown[1]) if shown else None
+        if grid is None:
+            column.caption(f"{plain(name)}: no samples by epoch {epoch}")
+            continue
+        note = "" if shown[0] == epoch else f" (its last before {epoch})"
+        column.image(grid, caption=f"{name}, epoch {shown[0]}{note}", width="stretch")
 
 
 def _details(runs: list[RunDir], states: dict[str, RunState], settings: Settings) -> None:
@@ -165,6 +225,8 @@ def render(settings: Settings) -> None:
     if not runs:
         st.info(f"No runs in {plain(settings.runs_dir)} yet. Start one from a model's Train tab, or with "
                 f"`python -m train vae --runs-dir {settings.runs_dir}`.")
+        if shipped_histories(settings):  # the pretrained models' histories can still be compared
+            _overlay([], settings)
         return
     polling = any(backend.status(run).active for run in runs) or bool(queue(settings.runs_dir))
 
@@ -179,7 +241,7 @@ def render(settings: Settings) -> None:
         if waiting:  # new runs that have no directory until their turn comes
             st.caption("Waiting for a free training slot: " + ", ".join(f"{plain(t.run)} ({t.position})" for t in waiting))
         _runs_table(current, states)
-        _overlay(current)
+        _overlay(current, settings)
 
     table_and_overlay()
     st.divider()

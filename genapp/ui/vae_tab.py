@@ -26,6 +26,7 @@ from genapp.ui import family_tab, formulas, pictures, run_monitor, sources, vae_
 from genapp.ui.resources import Settings, test_split
 from genapp.ui.sources import Source
 from genapp.ui.text import plain
+from genapp.ui import url_state
 
 FAMILY = "vae"
 # The pretrained checkpoints the tab offers first, with the commands that make them when
@@ -131,6 +132,7 @@ def samples(model: VAE, seed: int, n: int = SAMPLE_COUNT) -> tuple[torch.Tensor,
 
 @st.fragment
 def manifold_section(model: VAE, model_key: str) -> None:
+    url_state.publish()  # a slider moved inside this fragment: the link follows
     st.subheader("The 2-D latent manifold")
     if model.latent_dim != 2:
         st.info(f"The manifold needs a 2-D latent space; this model has {model.latent_dim} dimensions. "
