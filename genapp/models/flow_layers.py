@@ -182,7 +182,9 @@ def checkerboard_order(size: int = 28) -> torch.Tensor:
     second, [size * size]: after ``Permutation(checkerboard_order())`` the two halves of the vector
     are the checkerboard's two colours, so a coupling on halves is a checkerboard coupling that
     needs no gather."""
-    board = ((torch.arange(size)[:, None] + torch.arange(size)[None, :]) % 2 == 0).flatten()
+    # Always on the CPU (even when a model is built on the meta device to check a checkpoint's
+    # shapes): the order is data, and nonzero() cannot run on meta tensors.
+    board = ((torch.arange(size, device="cpu")[:, None] + torch.arange(size, device="cpu")[None, :]) % 2 == 0).flatten()
     return torch.cat([board.nonzero().squeeze(1), (~board).nonzero().squeeze(1)])
 
 
