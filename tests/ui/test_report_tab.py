@@ -26,6 +26,8 @@ def test_the_report_renders_every_figure_in_the_seeds_order(shipped_env):  # noq
     assert captions.count("") >= 5 * 3 + 1  # Fig. 6, 7 (two rows), 10, 11 at five epochs, 8 and 12
     epochs = [c.value for c in at.caption if c.value.startswith("epoch ")]
     assert epochs[:5] == [f"epoch {e}" for e in report_tab.SEED_EPOCHS["vae"]]  # vae-z20 recorded the seed's epochs
+    assert epochs[-5:] == [f"epoch {e}" for e in report_tab.SEED_EPOCHS["flow"]]  # and flow-mlp (Fig. 15)
+    assert not [i.value for i in at.info if "history" in i.value]  # every figure of training has its history
 
 
 def test_nearest_epochs_keep_the_wanted_order_without_repeats():
