@@ -220,11 +220,14 @@ def picture_history(run: RunDir, key: str = "") -> None:
     grid = read_grid(run.sample_path(shown, kind))
     if grid is not None:
         when = "before training" if shown == 0 else f"after epoch {shown}"
-        picture.image(grid, caption=f"{KIND_LABELS.get(kind, kind).capitalize()}, {when}", width="stretch")
+        picture.image(grid, caption=f"{KIND_CAPTIONS.get(kind, kind)}, {when}", width="stretch")
 
 
 KIND_LABELS = {"fixed": "fixed noise", "fixed-draws": "fixed noise, drawn", "fresh": "fresh noise",
                "fresh-draws": "fresh noise, drawn", "manifold": "manifold"}
+KIND_CAPTIONS = {"fixed": "Samples from fixed noise", "fixed-draws": "Bernoulli draws from fixed noise",
+                 "fresh": "Samples from fresh noise", "fresh-draws": "Bernoulli draws from fresh noise",
+                 "manifold": "The 2-D manifold"}
 
 
 def _scrubbed_epoch(run: RunDir, epochs: list[int], kind: str = "fixed") -> int:

@@ -48,10 +48,10 @@ def test_a_pretrained_model_shows_its_curves_and_every_epochs_pictures(shipped_e
     assert scrubber.options[0] == "0" and scrubber.value == int(scrubber.options[-1])  # before training .. the end
     kinds = next(r for r in at.radio if r.label == "Picture")
     assert "fresh noise" in kinds.options  # fixed and fresh noise, as the seed's figures show
-    first = image_urls(at, f"Fixed noise, after epoch {scrubber.value}")
+    first = image_urls(at, f"Samples from fixed noise, after epoch {scrubber.value}")
     scrubber.set_value(1)
     run(at)
-    assert image_urls(at, "Fixed noise, after epoch 1") and image_urls(at, "Fixed noise, after epoch 1") != first
+    assert image_urls(at, "Samples from fixed noise, after epoch 1") and image_urls(at, "Samples from fixed noise, after epoch 1") != first
 
 
 def test_picking_a_snapshot_epoch_changes_the_manifold(shipped_env):
