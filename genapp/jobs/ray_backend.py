@@ -268,7 +268,8 @@ class RayBackend:
         try:
             self._call("submit_job", entrypoint=entrypoint, submission_id=run_name, runtime_env=runtime_env,
                        entrypoint_num_cpus=threads, entrypoint_num_gpus=1 if wants_gpu(device) else 0,
-                       metadata={"runs_dir": str(runs_dir), "run": run_name, "family": family, "device": device})
+                       metadata={"runs_dir": str(runs_dir), "run": run_name, "family": family, "device": device,
+                                 "cpus": str(threads), "gpus": "1" if wants_gpu(device) else "0"})
         except LaunchError:
             raise
         except Exception as e:
@@ -301,8 +302,24 @@ class RayBackend:
         runs_dir = run.path.parent.resolve()
         device = str((run.read_config().get("train") or {}).get("device", "cpu"))
         if run.name in self.jobs(fresh=True):
-            self._call("delete_job", run.name)  # ended: its id is free for the job that continues it
+            self._forget(run.name)  # ended: its id is free for the job that continues it
         self._submit(resume_command(family, runs_dir, run.name, epochs, restart), runs_dir, run.name, family, device)
+
+    def _forget(self, name: str, wait: float = 30) -> None:
+        """Delete an ended job (the head keeps its log), waiting for a process that has written
+        its final status to end (Ray says RUNNING a moment longer)."""
+        deadline = time.monotonic() + wait
+        while True:
+            status = str(getattr(self._call("get_job_status", name), "value", ""))
+            if status not in ("PENDING", "RUNNING") or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        try:
+            self._call("delete_job", name)
+        except LaunchError:
+            raise
+        except Exception as e:
+            raise LaunchError(f"the Ray cluster still has job {name} ({status}): {str(e)[:300]}") from None
 
     # ------------------------------------------------------------------------- state
 
@@ -365,7 +382,8 @@ class RayBackend:
         cluster = self.cluster()
         if cluster.error:
             return ""
-        cpus, gpus = float(job.entrypoint_num_cpus or 0), float(job.entrypoint_num_gpus or 0)
+        asked = job.metadata or {}  # (a listed job does not carry its resources: the metadata does)
+        cpus, gpus = float(asked.get("cpus", 1)), float(asked.get("gpus", 0))
         if cluster.fits(cpus, gpus):
             return ""  # the cluster is full, not unable: it stays queued
         asks = f"{cpus:g} CPU{'s' if cpus != 1 else ''}" + (f" and {gpus:g} GPU" if gpus else "")
@@ -462,6 +480,6 @@ def describe_job(job) -> dict:
     """A job as ``python -m train jobs`` prints it."""
     return {"run": job.submission_id, "status": str(getattr(job.status, "value", job.status)),
             "family": (job.metadata or {}).get("family", ""), "runs_dir": (job.metadata or {}).get("runs_dir", ""),
-            "cpus": job.entrypoint_num_cpus, "gpus": job.entrypoint_num_gpus}
+            "cpus": (job.metadata or {}).get("cpus"), "gpus": (job.metadata or {}).get("gpus")}
 
 
