@@ -227,6 +227,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     catch_sigterm_early()  # a Stop while data loads or the step compiles still ends cleanly
     unseen = shared_runs_dir_error(args.runs_dir)
+    if unseen == "cancelled":  # stopped while it waited in a cluster's queue: leave no trace
+        print("stopped before it started: nothing trained", file=sys.stderr)
+        return 0
     if unseen:  # a cluster's node without the shared runs directory: fail now, not train unseen
         print(f"error: {unseen}", file=sys.stderr)
         return 1

@@ -8,6 +8,7 @@ methods. Standard library only.
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -22,10 +23,17 @@ SHARED_CHECK_ENV = "GENAPP_SUBMISSION_RECORD"
 
 
 def shared_runs_dir_error(runs_dir: str | Path) -> str:
-    """"" when this process sees its submitter's record (or has none to check); else the message."""
+    """"" when this process sees its submitter's record (or has none to check); else the message.
+    A record that says ``cancelled`` (stopped while it waited in a cluster's queue) ends the job
+    too, with "cancelled"."""
     record = os.environ.get(SHARED_CHECK_ENV, "")
-    if not record or Path(record).is_file():
+    if not record:
         return ""
+    if Path(record).is_file():
+        try:
+            return "cancelled" if json.loads(Path(record).read_text(encoding="utf-8")).get("cancelled") else ""
+        except (OSError, ValueError, AttributeError):
+            return ""
     return (f"the runs directory {runs_dir} is not visible on this node ({socket.gethostname()}): "
             f"{record} is missing here. Every node of the cluster must see the runs directory at the same "
             "absolute path (a shared file system such as NFS), as the app does.")

@@ -6,13 +6,19 @@ head's dashboard). The run directory stays the contract: ``--runs-dir`` is an ab
 the app and every node must see (a shared file system), and everything the job reports is in it.
 What the backend itself keeps is beside the runs, in ``<runs-dir>/.ray/``:
 
-    <run>.json      the submission record, written before the job is submitted; the job checks it
-                    sees this very file (``SHARED_CHECK_ENV``) and fails at once when it does not
-    <run>.failed    the backend's verdict on a job no node can ever place (a GPU on a CPU-only
-                    cluster): a message, after ``GENAPP_RAY_PENDING_TIMEOUT`` seconds of PENDING
+    <run>.json      the submission record {run, family, address, submitted, entrypoint}, written
+                    before the job is submitted; the job checks it sees this very file
+                    (``SHARED_CHECK_ENV``) and fails at once when it does not. Ray cannot take a
+                    job out of its queue (``stop_job`` reaches a supervisor that is not placed
+                    yet), so a waiting job that is stopped gets ``cancelled`` here: it reads as
+                    stopped at once, and should Ray place it later it exits before training. A job
+                    no node can ever place (a GPU on a CPU-only cluster) gets a ``verdict`` too,
+                    after ``GENAPP_RAY_PENDING_TIMEOUT`` seconds of PENDING, and reads as failed.
 
-The submission id is the run's name; Resume deletes the run's ended job and submits it again under
-the same id (Ray refuses to reuse a live id). Resources: ``GENAPP_JOB_THREADS`` CPUs (default 1;
+The submission id is the run's name; Resume submits ``<run>.resume-<n>`` (Ray refuses to reuse an
+id, and a job deleted to free its id leaves a supervisor of that name dying a while: a job
+resubmitted under it at once can fail), each job naming its run in its metadata, the run's
+latest job answering for it. Resources: ``GENAPP_JOB_THREADS`` CPUs (default 1;
 also the job's ``OMP_NUM_THREADS``), and one GPU when the run's device is CUDA. The queue is Ray's:
 a PENDING job reads ``queued`` with Ray's reason. Liveness comes from Ray's job status, never from
 pids or file locks, which do not cross machines: a job whose process died reads ``failed`` with
@@ -27,6 +33,7 @@ interpreter (default ``python``, the one on the PATH ``ray start`` was run with)
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import threading
@@ -99,8 +106,20 @@ def record_path(runs_dir: str | Path, run: str) -> Path:
     return Path(runs_dir) / RECORDS_DIR / f"{run}.json"
 
 
-def verdict_path(runs_dir: str | Path, run: str) -> Path:
-    return Path(runs_dir) / RECORDS_DIR / f"{run}.failed"
+def read_record(runs_dir: str | Path, run: str) -> dict:
+    """The run's submission record ({} when there is none, or it is unreadable)."""
+    try:
+        record = json.loads(record_path(runs_dir, run).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def cancel(runs_dir: str | Path, run: str, verdict: str = "") -> None:
+    """Mark a waiting job as cancelled (with why it failed, if it did): see the module's docstring."""
+    record = read_record(runs_dir, run)
+    if record:
+        write_json(record_path(runs_dir, run), {**record, "cancelled": True, **({"verdict": verdict} if verdict else {})})
 
 
 @dataclass
@@ -186,12 +205,17 @@ class RayBackend:
             self._jobs, self._jobs_at = jobs, time.monotonic()
         return jobs
 
+    def run_jobs(self, run: RunDir, fresh: bool = False) -> list:
+        """The jobs submitted for ``run`` (in its runs directory), oldest first."""
+        root = str(run.path.parent.resolve())
+        jobs = [j for j in self.jobs(fresh).values()
+                if (j.metadata or {}).get("runs_dir") == root and (j.metadata or {}).get("run") == run.name]
+        return sorted(jobs, key=lambda j: j.start_time or 0)
+
     def job(self, run: RunDir, fresh: bool = False):
-        """The run's job, if one was submitted for this very runs directory."""
-        job = self.jobs(fresh).get(run.name)
-        if job is None or (job.metadata or {}).get("runs_dir") != str(run.path.parent.resolve()):
-            return None
-        return job
+        """The run's latest job, if one was submitted for this very runs directory."""
+        jobs = self.run_jobs(run, fresh)
+        return jobs[-1] if jobs else None
 
     def cluster(self) -> Cluster:
         """Resources used and total, and the nodes, from the head's autoscaler report (cached)."""
@@ -254,7 +278,8 @@ class RayBackend:
                               "installed (genapp is installed on every node)")
         return runtime_env
 
-    def _submit(self, command: list[str], runs_dir: Path, run_name: str, family: str, device: str) -> None:
+    def _submit(self, command: list[str], runs_dir: Path, run_name: str, family: str, device: str,
+                submission_id: str | None = None) -> None:
         python = os.environ.get(PYTHON_ENV, "").strip() or "python"
         entrypoint = "exec " + shlex.join([python, *command[1:]])
         runtime_env = self.runtime_env(runs_dir, run_name)
@@ -262,11 +287,10 @@ class RayBackend:
         try:
             write_json(record_path(runs_dir, run_name), {"run": run_name, "family": family, "address": self.address,
                                                          "submitted": time.time(), "entrypoint": entrypoint})
-            verdict_path(runs_dir, run_name).unlink(missing_ok=True)
         except OSError as e:
             raise LaunchError(storage_message(e, str(runs_dir))) from None
         try:
-            self._call("submit_job", entrypoint=entrypoint, submission_id=run_name, runtime_env=runtime_env,
+            self._call("submit_job", entrypoint=entrypoint, submission_id=submission_id or run_name, runtime_env=runtime_env,
                        entrypoint_num_cpus=threads, entrypoint_num_gpus=1 if wants_gpu(device) else 0,
                        metadata={"runs_dir": str(runs_dir), "run": run_name, "family": family, "device": device,
                                  "cpus": str(threads), "gpus": "1" if wants_gpu(device) else "0"})
@@ -284,7 +308,7 @@ class RayBackend:
         run = RunDir(runs_dir / run_name)
         if run.path.exists() and not run.is_blank():
             raise LaunchError(f"a run named {run_name!r} already exists in {runs_dir}; choose another name")
-        if run_name in self.jobs(fresh=True):
+        if run_name in self.jobs(fresh=True) or self.job(run):
             raise LaunchError(f"the Ray cluster already has a job named {run_name!r}; choose another name")
         self._submit(train_command(config, runs_dir, run_name), runs_dir, run_name, config.family, config.train.device)
 
@@ -301,25 +325,12 @@ class RayBackend:
             raise LaunchError(f"epochs must be in 1..1000000, got {epochs}")
         runs_dir = run.path.parent.resolve()
         device = str((run.read_config().get("train") or {}).get("device", "cpu"))
-        if run.name in self.jobs(fresh=True):
-            self._forget(run.name)  # ended: its id is free for the job that continues it
-        self._submit(resume_command(family, runs_dir, run.name, epochs, restart), runs_dir, run.name, family, device)
-
-    def _forget(self, name: str, wait: float = 30) -> None:
-        """Delete an ended job (the head keeps its log), waiting for a process that has written
-        its final status to end (Ray says RUNNING a moment longer)."""
-        deadline = time.monotonic() + wait
-        while True:
-            status = str(getattr(self._call("get_job_status", name), "value", ""))
-            if status not in ("PENDING", "RUNNING") or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        try:
-            self._call("delete_job", name)
-        except LaunchError:
-            raise
-        except Exception as e:
-            raise LaunchError(f"the Ray cluster still has job {name} ({status}): {str(e)[:300]}") from None
+        taken = self.jobs(fresh=True)
+        n = len(self.run_jobs(run))
+        while (submission_id := run.name if n == 0 else f"{run.name}.resume-{n}") in taken:
+            n += 1
+        self._submit(resume_command(family, runs_dir, run.name, epochs, restart), runs_dir, run.name, family, device,
+                     submission_id)
 
     # ------------------------------------------------------------------------- state
 
@@ -343,10 +354,15 @@ class RayBackend:
         ray_state = str(job.status.value if hasattr(job.status, "value") else job.status)
         where = self.where(job)
         message = (job.message or "").strip()
+        record = read_record(run.path.parent, run.name)
+        if record.get("cancelled") and not current:  # left Ray's queue (or never could be placed)
+            if record.get("verdict"):
+                return RunState("failed", status, record["verdict"])
+            return RunState("stopped", status, "stopped while it waited on the Ray cluster" if not status else "")
         if ray_state == "PENDING":
             verdict = self._unplaceable(run, job)
             if verdict:
-                return RunState("failed", status, verdict, where=where)
+                return RunState("failed", status, verdict)
             return RunState("queued", status if current else {}, reason=f"waiting on the Ray cluster: {message}")
         if ray_state == "RUNNING":
             if not current:
@@ -356,12 +372,6 @@ class RayBackend:
         if current and status["state"] not in ACTIVE_STATES:
             return RunState(status["state"], status, status.get("error", ""), where=where)
         if ray_state == "STOPPED":
-            try:
-                verdict = verdict_path(run.path.parent, run.name).read_text(encoding="utf-8")
-            except OSError:
-                verdict = ""
-            if verdict:
-                return RunState("failed", status, verdict, where=where)
             if not run.exists():
                 return RunState("stopped", status, "stopped before it started training", where=where)
             return RunState("stopped", status, "stopped before the job could write its final status; resume "
@@ -391,34 +401,30 @@ class RayBackend:
         verdict = (f"no node of the Ray cluster at {self.address} has {lacks}: the job asked for {asks} and waited "
                    f"{pending_timeout():g} s ({cluster.text}). Choose another device (the CPU), or add such a node "
                    "and resume the run.")
+        cancel(run.path.parent, run.name, verdict)
         try:
-            verdict_path(run.path.parent, run.name).write_text(verdict, encoding="utf-8")
-        except OSError:
-            pass
-        try:
-            self._call("stop_job", run.name)
+            self._call("stop_job", job.submission_id)  # takes effect should Ray ever place it
         except Exception:
             pass
-        with self._lock:
-            self._jobs_at = 0.0
         return verdict
 
     def stop(self, run: RunDir) -> None:
         state = self.status(run)
         if not state.active:
             raise LaunchError(f"run {run.name} is {state.state}, not running")
-        if self.job(run) is None:
+        job = self.job(run)
+        if job is None:
             raise LaunchError(f"run {run.name} is not a job of the Ray cluster at {self.address}: stop it where it "
                               "was started")
-        self._call("stop_job", run.name)
+        if state.state == "queued":
+            cancel(run.path.parent, run.name)  # out of our queue now; out of Ray's once it places it
+        self._call("stop_job", job.submission_id)
         with self._lock:
             self._jobs_at = 0.0
 
     def logs(self, run: RunDir, lines: int = 20) -> str:
         try:
-            if self.job(run) is None:
-                return ""
-            text = self._call("get_job_logs", run.name)
+            text = "".join(self._call("get_job_logs", j.submission_id) for j in self.run_jobs(run))
         except Exception:
             return ""
         return "\n".join(text.rstrip().splitlines()[-lines:])
@@ -430,32 +436,33 @@ class RayBackend:
             jobs = [j for j in self.jobs().values() if (j.metadata or {}).get("runs_dir") == root]
         except LaunchError:
             return []
-        return [j.submission_id for j in sorted(jobs, key=lambda j: j.start_time or 0, reverse=True)]
+        names = [j.metadata["run"] for j in sorted(jobs, key=lambda j: j.start_time or 0, reverse=True)]
+        return list(dict.fromkeys(names))
 
     def pending(self, runs_dir: str | Path, family: str) -> list[str]:
         """Jobs of ``family`` with no run directory: waiting, starting, or failed before starting
         (a node that cannot see the runs directory; no node to place them), so their reason shows."""
         root = str(Path(runs_dir).resolve())
-        try:
-            jobs = self.jobs()
-        except LaunchError:
-            return []
         names = []
         for name in self.list(runs_dir):
-            job = jobs[name]
-            if (job.metadata or {}).get("family") != family or RunDir(Path(root) / name).exists():
+            job = self.job(RunDir(Path(root) / name))
+            if job is None or (job.metadata or {}).get("family") != family or RunDir(Path(root) / name).exists():
                 continue
-            if str(getattr(job.status, "value", job.status)) == "STOPPED" and not verdict_path(root, name).exists():
+            record = read_record(root, name)
+            if record.get("cancelled") and not record.get("verdict"):
                 continue  # stopped while waiting: no trace, as on the local backend
             names.append(name)
         return names
 
     def activity(self, runs_dir: str | Path) -> tuple[int, int]:
-        """(jobs running, jobs waiting) on the whole cluster."""
+        """(jobs running, jobs waiting) on the whole cluster (cancelled ones not counted)."""
         try:
-            states = [str(getattr(j.status, "value", j.status)) for j in self.jobs().values()]
+            jobs = list(self.jobs().values())
         except LaunchError:
             return 0, 0
+        states = [str(getattr(j.status, "value", j.status)) for j in jobs
+                  if not read_record((j.metadata or {}).get("runs_dir", "/nonexistent"),
+                                     (j.metadata or {}).get("run", "")).get("cancelled")]
         return states.count("RUNNING"), states.count("PENDING")
 
     def delete(self, run: RunDir) -> None:
@@ -464,22 +471,12 @@ class RayBackend:
         if self.status(run).active:
             raise LaunchError(f"run {run.name} is active: stop it before deleting it")
         delete_run(run)
-        try:
-            if self.job(run, fresh=True) is not None:
-                self._call("delete_job", run.name)
-        except Exception:
-            pass  # the run is gone; the head forgets its job when it restarts
-        for path in (record_path(run.path.parent, run.name), verdict_path(run.path.parent, run.name)):
-            path.unlink(missing_ok=True)
+        for job in self.run_jobs(run, fresh=True):
+            try:
+                self._call("delete_job", job.submission_id)
+            except Exception:
+                pass  # the run is gone; the head forgets its jobs when it restarts
+        record_path(run.path.parent, run.name).unlink(missing_ok=True)
 
     def reap(self) -> None:
         pass  # nothing of this machine to collect: the head keeps the jobs
-
-
-def describe_job(job) -> dict:
-    """A job as ``python -m train jobs`` prints it."""
-    return {"run": job.submission_id, "status": str(getattr(job.status, "value", job.status)),
-            "family": (job.metadata or {}).get("family", ""), "runs_dir": (job.metadata or {}).get("runs_dir", ""),
-            "cpus": (job.metadata or {}).get("cpus"), "gpus": (job.metadata or {}).get("gpus")}
-
-
