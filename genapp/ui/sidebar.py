@@ -77,4 +77,5 @@ def jobs_summary(runs_dir: Path) -> None:
     except LaunchError as e:
         st.error(plain(e))
         st.stop()
-    st.caption(f"Job backend: **{backend.name}** ({BACKEND_ENV}). {plain(backend.summary(runs_dir))}")
+    st.caption(f"Job backend: **{backend.name}** ({BACKEND_ENV})")
+    st.caption(backend.summary(runs_dir))  # genapp's own words and the operator's address: shown as markdown

@@ -37,12 +37,16 @@ def ray_env(ray_head, monkeypatch, tmp_path):
     """The app and the CLI pointed at the head (GENAPP_JOB_BACKEND=ray); returns the runs folder
     (absolute, so seen by the head's node: the same machine). Jobs left active are stopped after
     the test, so no test waits behind another's."""
+    from genapp.ui.resources import job_backend
+
+    job_backend.clear()  # the server's backend is cached: one of another test's kind would answer here
     runs = (tmp_path / "runs").resolve()
     monkeypatch.setenv("GENAPP_JOB_BACKEND", "ray")
     monkeypatch.setenv("GENAPP_RAY_ADDRESS", ray_head.address)
     monkeypatch.setenv("GENAPP_RUNS_DIR", str(runs))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     yield runs
+    job_backend.clear()
     backend = RayBackend(ray_head.address)
     for name in backend.list(runs):
         state = backend.status(RunDir(runs / name))
