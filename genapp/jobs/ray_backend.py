@@ -251,6 +251,19 @@ class RayBackend:
         return (f"Ray cluster at {self.address}, {cluster.text}. "
                 + activity_text(*self.activity(runs_dir), limit_text="the cluster's resources are the limit"))
 
+    def devices(self) -> list[tuple[str, str]]:
+        """(id, description) of what a job can ask the cluster for: CPUs, and a GPU if any node has one."""
+        cluster = self.cluster()
+        threads = job_threads()
+        cpu = f"CPUs of the Ray cluster, {threads} per job"
+        if cluster.error:
+            return [("cpu", f"{cpu} (the cluster does not answer)")]
+        options = [("cpu", f"{cpu} ({cluster.free('CPU'):g} of {cluster.total('CPU'):g} free)")]
+        if cluster.total("GPU"):
+            options.append(("cuda", f"one GPU of the Ray cluster ({cluster.free('GPU'):g} of "
+                                    f"{cluster.total('GPU'):g} free)"))
+        return options
+
     def where(self, job) -> str:
         """The address of the node the job's process runs on ("" before it is placed)."""
         if job.driver_info is not None:

@@ -55,7 +55,8 @@ def render() -> Settings:
         path = runs_directory()
         if not path.is_dir():
             st.caption(f"{plain(path)} does not exist yet; the first run creates it.")
-        options = devices()
+        backend = _backend()
+        options = devices() if backend.name == "local" else backend.devices()  # a cluster's, on a cluster
         descriptions = dict(options)
         ids = [device for device, _ in options]
         device = st.selectbox(
@@ -64,18 +65,22 @@ def render() -> Settings:
             help="The device new training jobs use. Jobs run as their own processes: closing the "
                  "browser or refreshing the page does not stop them.",
         )
-        jobs_summary(path)
+        jobs_summary(backend, path)
     return Settings(runs_dir=path, device=device, checkpoints_dir=checkpoints_dir())
 
 
-def jobs_summary(runs_dir: Path) -> None:
-    """The job backend, where its jobs run and how busy it is: "Training now: 2 jobs, 1 waiting (2 at
-    a time, GENAPP_MAX_JOBS)." here; a Ray cluster's free and total CPUs and GPUs there. A backend
-    that cannot start (Ray asked for, not installed) stops the page with what to do."""
+def _backend():
+    """The server's job backend; one that cannot start (Ray asked for, not installed) stops the
+    page with what to do."""
     try:
-        backend = job_backend()
+        return job_backend()
     except LaunchError as e:
         st.error(plain(e))
         st.stop()
+
+
+def jobs_summary(backend, runs_dir: Path) -> None:
+    """The job backend, where its jobs run and how busy it is: "Training now: 2 jobs, 1 waiting (2 at
+    a time, GENAPP_MAX_JOBS)." here; a Ray cluster's free and total CPUs and GPUs there."""
     st.caption(f"Job backend: **{backend.name}** ({BACKEND_ENV})")
     st.caption(backend.summary(runs_dir))  # genapp's own words and the operator's address: shown as markdown

@@ -51,6 +51,8 @@ def test_a_run_started_in_the_app_trains_on_the_cluster_and_shows_in_the_runs_ta
     sidebar = sidebar_text(at)
     assert "Job backend: **ray**" in sidebar and f"Ray cluster at {ray_head.address}" in sidebar
     assert "CPUs 2 free of 2, no GPUs" in sidebar
+    devices = at.selectbox(key="device").options  # what the cluster has, not this machine: no GPU to pick
+    assert len(devices) == 1 and devices[0].startswith("cpu: CPUs of the Ray cluster, 1 per job (2 of 2 free)")
     at.text_input(key="vae-model-hidden").set_value("64,32")
     at.number_input(key="vae-train-epochs").set_value(1)
     at.number_input(key="vae-train-batch_size").set_value(64)
