@@ -1,20 +1,17 @@
 """A real Ray head for the tests of this folder, started once per session on 127.0.0.1 (2 CPUs,
 no GPU, a small object store, its own temp dir, HOME and ``RAY_AUTH_MODE``) and stopped at the
-end by killing the processes it started. Every test here is skipped, cleanly, when Ray is not
-installed (``pip install "ray[default]"``, in requirements-dev.txt)."""
+end by killing the processes it started. The test modules skip themselves, cleanly, when Ray is
+not installed (``pip install "ray[default]"``, in requirements-dev.txt); nothing here imports it."""
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 
-pytest.importorskip("ray.job_submission", reason='the Ray tests need ray: pip install "ray[default]"')
+from genapp.jobs.ray_backend import RayBackend, read_record
+from genapp.runs import ACTIVE_STATES, RunDir
 
-from genapp.jobs.ray_backend import RayBackend, read_record  # noqa: E402
-from genapp.runs import ACTIVE_STATES, RunDir  # noqa: E402
-
-from .head import RayHead  # noqa: E402
+from .head import RayHead
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,16 @@ import subprocess
 import sys
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from genapp.jobs import backend
-from genapp.jobs.ray_backend import RayBackend, read_record, record_path
-from genapp.runs import RunDir
-from tests.conftest import ROOT, tiny_vae_run
-from tests.ui.conftest import APP, run, wait_for
+pytest.importorskip("ray.job_submission", reason='the Ray tests need ray: pip install "ray[default]"')
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from genapp.jobs import backend  # noqa: E402
+from genapp.jobs.ray_backend import RayBackend, read_record, record_path  # noqa: E402
+from genapp.runs import RunDir  # noqa: E402
+from tests.conftest import ROOT, tiny_vae_run  # noqa: E402
+from tests.ui.conftest import APP, run, wait_for  # noqa: E402
 
 TINY = ["--latent-dim=2", "--hidden=64,32", "--train-size=512", "--valid-size=256", "--batch-size=64",
         "--sample-count=16", "--log-every=4", "--device=cpu"]
