@@ -200,3 +200,30 @@ def test_an_unreachable_head_is_a_message_not_a_crash(tmp_path):
     with pytest.raises(RuntimeError, match="cannot reach the Ray cluster"):
         jobs.submit(tiny_vae_run(), tmp_path, "nowhere")
     assert jobs.list(tmp_path) == [] and jobs.activity(tmp_path) == (0, 0)
+
+
+def test_the_app_with_its_head_gone_says_so_and_keeps_showing_runs(monkeypatch, tmp_path):
+    from genapp.training import train
+    from genapp.ui.resources import job_backend
+
+    runs = tmp_path / "runs"
+    train(tiny_vae_run(), runs, "done")  # a finished run, readable whatever the cluster does
+    monkeypatch.setenv("GENAPP_JOB_BACKEND", "ray")
+    monkeypatch.setenv("GENAPP_RAY_ADDRESS", "http://127.0.0.1:9")
+    monkeypatch.setenv("GENAPP_RUNS_DIR", str(runs))
+    job_backend.clear()
+    try:
+        at = AppTest.from_file(APP, default_timeout=90)
+        at.session_state["vae-view"] = "Train"
+        run(at)
+        assert "cannot reach the Ray cluster at http://127.0.0.1:9" in sidebar_text(at)
+        at.button(key="vae-start").click()
+        run(at)
+        assert any("Not started: cannot reach the Ray cluster" in e.value.replace("\\", "").replace("\u2060", "")
+                   for e in at.error)
+        at.session_state["main-tab"] = "Runs"
+        run(at)
+        table = at.dataframe[0].value
+        assert list(table["run"]) == ["done"] and list(table["status"]) == ["finished"]
+    finally:
+        job_backend.clear()
