@@ -429,7 +429,7 @@ class RayBackend:
         if job is None:
             raise LaunchError(f"run {run.name} is not a job of the Ray cluster at {self.address}: stop it where it "
                               "was started")
-        if state.state == "queued":
+        if str(getattr(job.status, "value", job.status)) == "PENDING":
             cancel(run.path.parent, run.name)  # out of our queue now; out of Ray's once it places it
         self._call("stop_job", job.submission_id)
         with self._lock:
