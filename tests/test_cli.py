@@ -79,3 +79,37 @@ def test_export_ships_the_best_checkpoint_with_its_figures(tmp_path, monkeypatch
     assert entry["history_bytes"] == sum(p.stat().st_size for p in history.path.rglob("*") if p.is_file())
     assert main(["export", "small", "--name", "../escape", "--runs-dir", str(runs), "--quality-samples", "0"]) == 1
     assert not (tmp_path / "escape.pt").exists()
+
+
+def test_submit_jobs_and_stop_work_on_the_local_backend(tmp_path, monkeypatch):
+    monkeypatch.delenv("GENAPP_JOB_BACKEND", raising=False)
+    from genapp.jobs.local import run_state
+    from tests.ui.conftest import wait_for
+
+    runs = tmp_path / "runs"
+    tiny = ["--latent-dim=2", "--hidden=32,16", "--train-size=512", "--valid-size=256", "--batch-size=64",
+            "--sample-count=16", "--device=cpu", f"--runs-dir={runs}"]
+    out = cli("submit", "--backend", "local", "vae", *tiny, "--epochs=400", "--run-name=bg")
+    assert out.returncode == 0 and out.stdout.strip() == "bg", out.stderr  # prints the run id, returns at once
+    run = RunDir.open(runs, "bg")
+    wait_for(lambda: run_state(run).state == "running" and run.read_status().get("step", 0) > 0, timeout=120,
+             what="the first steps")
+    listing = cli("jobs", f"--runs-dir={runs}")
+    assert listing.returncode == 0 and listing.stdout.splitlines()[1].split()[:2] == ["bg", "running"]
+    out = cli("stop", "bg", f"--runs-dir={runs}")
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: run_state(run).state == "stopped", timeout=60, what="the run to stop")
+    assert run.last_checkpoint.is_file()
+    out = cli("stop", "bg", f"--runs-dir={runs}")
+    assert out.returncode == 1 and "not running" in out.stderr
+
+
+def test_the_ray_backend_without_ray_says_what_to_install():
+    code = ("import sys; sys.modules['ray'] = None\n"
+            "from genapp.jobs import LaunchError, backend\n"
+            "try:\n    backend('ray')\nexcept LaunchError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert 'pip install "ray[default]"' in out.stdout
+    result = cli("jobs", "--backend", "ray", "--runs-dir", str(ROOT / "runs-none"))
+    if result.returncode == 1:  # Ray missing here, or no head: either way one line that says so
+        assert "error:" in result.stderr and "Traceback" not in result.stderr

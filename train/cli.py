@@ -3,6 +3,8 @@
     python -m train vae --latent-dim 20 --epochs 40 --batch-size 128 --lr 1e-3 --device auto
     python -m train vae --resume RUN [--epochs 60]
     python -m train eval checkpoints/vae-z20.pt --k 1000
+    python -m train submit [--backend ray --address URL] vae --epochs 40   (prints the run id)
+    python -m train jobs [--backend ray]        python -m train stop RUN [--backend ray]
 
 Exit status: 0 finished or stopped (SIGTERM), 1 failed or bad arguments, 3 diverged.
 """
@@ -48,11 +50,16 @@ def dataclass_from_args(cls: type, args: argparse.Namespace, base=None):
     return cls(**values)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m train", description="Train and evaluate genapp models headlessly.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=("local", "ray"), default=None,
+                        help="where jobs run (default: $GENAPP_JOB_BACKEND, else local)")
+    parser.add_argument("--address", default=None,
+                        help="the Ray head's dashboard, e.g. http://127.0.0.1:8265 (default: $GENAPP_RAY_ADDRESS)")
+
+
+def add_family_parsers(sub, verb: str = "train") -> None:
     for name, family in FAMILIES.items():
-        p = sub.add_parser(name, help=f"train a {name}", description=(family.__doc__ or "").strip().splitlines()[0])
+        p = sub.add_parser(name, help=f"{verb} a {name}", description=(family.__doc__ or "").strip().splitlines()[0])
         add_dataclass_options(p, family.Config, f"{name} model")
         add_dataclass_options(p, TrainConfig, "training", family.default_train_config())
         run = p.add_argument_group("run")
@@ -63,6 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument("--restart", action="store_true",
                          help="with --resume: start RUN over from step 0 when its last.pt is gone")
         run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m train", description="Train and evaluate genapp models headlessly.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_family_parsers(sub)
+    s = sub.add_parser("submit", help="start a training job on a backend (this machine or a Ray cluster); "
+                                      "prints the run id and returns")
+    add_backend_options(s)
+    add_family_parsers(s.add_subparsers(dest="family", required=True), verb="submit a job training")
+    j = sub.add_parser("jobs", help="list the runs of a runs directory and their jobs' states")
+    add_backend_options(j)
+    j.add_argument("--runs-dir", default="runs")
+    t = sub.add_parser("stop", help="stop a run's job: it checkpoints and ends as stopped")
+    add_backend_options(t)
+    t.add_argument("run")
+    t.add_argument("--runs-dir", default="runs")
     e = sub.add_parser("eval", help="evaluate a checkpoint on the test set")
     e.add_argument("checkpoint")
     e.add_argument("--k", type=int, default=1000, help="importance samples for the VAE's IWAE bound (default 1000)")
@@ -106,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_classifier(args)
         if args.command == "adopt":
             return run_adopt(args)
+        if args.command in ("submit", "jobs", "stop"):
+            return run_jobs_command(args)
         return run_train(args)
     except ConfigError as e:
         parser.exit(1, f"error: {e}\n")
@@ -117,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         from genapp.data import DataError
         from genapp.runs import RunError, storage_message
 
-        if isinstance(e, (CheckpointError, DataError, RunError, RuntimeError)):
+        if isinstance(e, (CheckpointError, DataError, RunError, RuntimeError)):  # LaunchError too
             print(f"error: {e}", file=sys.stderr)
             return 1
         if isinstance(e, OSError):  # a full disk, an unwritable folder: what to do, not a traceback
@@ -126,15 +152,21 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
+def family_of(args: argparse.Namespace) -> str:
+    """The family a training (``vae ...``) or submitting (``submit vae ...``) command line names."""
+    return getattr(args, "family", None) or args.command
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The RunConfig a training command line asks for. Raises ``ConfigError``."""
-    family = FAMILIES[args.command]
+    family_name = family_of(args)
+    family = FAMILIES[family_name]
     if args.run_name is not None:
         from genapp.runs import check_run_name
 
         check_run_name(args.run_name)
     return RunConfig(
-        family=args.command,
+        family=family_name,
         model=dataclass_from_args(family.Config, args),
         train=dataclass_from_args(TrainConfig, args, base=family.default_train_config()),
     )
@@ -143,7 +175,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def resume_epochs(args: argparse.Namespace) -> int | None:
     """The new epoch count of a ``--resume`` command line, the only option it may change. Raises
     ``ConfigError``."""
-    family = FAMILIES[args.command]
+    family = FAMILIES[family_of(args)]
     given = [option_name(f.name) for cls in (family.Config, TrainConfig) for f in dataclasses.fields(cls)
              if f.name != "epochs" and getattr(args, f.name, None) is not None]
     if given:
@@ -152,12 +184,55 @@ def resume_epochs(args: argparse.Namespace) -> int | None:
     return coerce(int, args.epochs, "epochs") if args.epochs is not None else None
 
 
+def run_jobs_command(args: argparse.Namespace) -> int:
+    """``submit``, ``jobs`` and ``stop``: the app's job backends, from the command line."""
+    from pathlib import Path
+
+    from genapp.jobs import backend
+    from genapp.runs import RunDir, check_runs_dir, list_runs, new_run_name
+
+    jobs = backend(args.backend, args.address)
+    runs_dir = check_runs_dir(args.runs_dir)
+    if args.command == "submit":
+        if args.resume:
+            jobs.resume(RunDir.open(runs_dir, args.resume), epochs=resume_epochs(args), restart=args.restart)
+            print(args.resume)
+            return 0
+        config = config_from_args(args)
+        name = args.run_name or new_run_name(config.family)
+        jobs.submit(config, runs_dir, name)
+        print(name)
+        return 0
+    if args.command == "stop":
+        jobs.stop(RunDir.open(runs_dir, args.run))
+        print(f"stopping {args.run}: it saves a checkpoint and ends as stopped", file=sys.stderr)
+        return 0
+    names = [*jobs.list(runs_dir), *(run.name for run in list_runs(runs_dir))]
+    print(f"{'run':<40} {'state':<34} {'where':<16} family")
+    for name in dict.fromkeys(names):
+        run = RunDir(Path(runs_dir) / name)
+        state = jobs.status(run)
+        family = run.family or ""
+        print(f"{name:<40} {state.label:<34} {state.where or '-':<16} {family}")
+    if jobs.name == "ray":
+        print(jobs.summary(runs_dir), file=sys.stderr)
+    return 0
+
+
 def run_train(args: argparse.Namespace) -> int:
+    from genapp.jobs.backend import shared_runs_dir_error
     from genapp.training import resume, train
     from genapp.training.job import catch_sigterm_early
     from genapp.training.progress import ProgressBar
 
     catch_sigterm_early()  # a Stop while data loads or the step compiles still ends cleanly
+    unseen = shared_runs_dir_error(args.runs_dir)
+    if unseen == "cancelled":  # stopped while it waited in a cluster's queue: leave no trace
+        print("stopped before it started: nothing trained", file=sys.stderr)
+        return 0
+    if unseen:  # a cluster's node without the shared runs directory: fail now, not train unseen
+        print(f"error: {unseen}", file=sys.stderr)
+        return 1
 
     callbacks = [] if args.no_progress else [ProgressBar()]
     if args.resume:

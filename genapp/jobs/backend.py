@@ -8,10 +8,35 @@ methods. Standard library only.
 """
 from __future__ import annotations
 
+import json
+import os
+import socket
 from pathlib import Path
 from typing import Protocol
 
 from genapp.runs import RunDir
+
+# Set for a job submitted to a cluster: a file its submitter wrote in the runs directory. The job
+# checks it sees that file before anything else, so a node that does not share the runs directory
+# fails at once, saying so, instead of training into a folder of its own nobody will ever read.
+SHARED_CHECK_ENV = "GENAPP_SUBMISSION_RECORD"
+
+
+def shared_runs_dir_error(runs_dir: str | Path) -> str:
+    """"" when this process sees its submitter's record (or has none to check); else the message.
+    A record that says ``cancelled`` (stopped while it waited in a cluster's queue) ends the job
+    too, with "cancelled"."""
+    record = os.environ.get(SHARED_CHECK_ENV, "")
+    if not record:
+        return ""
+    if Path(record).is_file():
+        try:
+            return "cancelled" if json.loads(Path(record).read_text(encoding="utf-8")).get("cancelled") else ""
+        except (OSError, ValueError, AttributeError):
+            return ""
+    return (f"the runs directory {runs_dir} is not visible on this node ({socket.gethostname()}): "
+            f"{record} is missing here. Every node of the cluster must see the runs directory at the same "
+            "absolute path (a shared file system such as NFS), as the app does.")
 
 
 class JobBackend(Protocol):
@@ -50,3 +75,6 @@ class JobBackend(Protocol):
 
     def reap(self) -> None:
         """Collect what ended (a cheap call made before each look at the jobs)."""
+
+    def summary(self, runs_dir: str | Path) -> str:
+        """Where jobs run and how busy it is, in one line for the sidebar."""

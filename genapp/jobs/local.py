@@ -298,6 +298,8 @@ class RunState:
     error: str = ""
     ticket: queue.Ticket | None = None  # its place in the queue, while queued for a slot
     waiting: int = 0  # jobs in that queue
+    reason: str = ""  # why it waits, in the backend's words (Ray's PENDING message)
+    where: str = ""  # the node the job runs on, on a cluster ("" on this machine)
 
     @property
     def active(self) -> bool:
@@ -308,6 +310,8 @@ class RunState:
         """The state as a table shows it: "queued (2 of 3)" while waiting for a slot."""
         if self.ticket is not None:
             return f"queued ({self.ticket.position} of {self.waiting})"
+        if self.reason:
+            return f"{self.state} ({self.reason.split(':')[0]})"
         return self.state
 
 
@@ -427,3 +431,19 @@ class LocalBackend:
 
     def reap(self) -> None:
         self.jobs.reap()
+
+    def summary(self, runs_dir: str | Path) -> str:
+        """"Training now: 2 jobs, 1 waiting (2 at a time, GENAPP_MAX_JOBS)."."""
+        return activity_text(*activity(runs_dir))
+
+
+def activity_text(training: int, waiting: int, limit_text: str | None = None) -> str:
+    if limit_text is None:
+        try:
+            limit = queue.max_jobs()
+            limit_text = f"{limit} at a time" if limit else "no limit"
+        except ValueError as e:
+            limit_text = str(e)
+        limit_text += f", {queue.MAX_JOBS_ENV}"
+    jobs = f"{training} job{'s' if training != 1 else ''}"
+    return f"Training now: {jobs}, {waiting} waiting ({limit_text})."

@@ -81,10 +81,14 @@ def _status(run: RunDir, state) -> None:
     where = f" on {plain(status['device'])}" if status.get("device") else ""
     if status.get("cuda_graph"):
         where += " (one CUDA graph per step)"
+    if state.where:
+        where += f" · node {plain(state.where)}"  # a cluster's job: the machine it runs on
     st.markdown(f"**{plain(run.name)}** · :{color}[{state.state}]{where}")
     total = status.get("total_steps")
     if state.ticket is not None:
         st.progress(0.0, text=queue_text(state))
+    elif state.reason:  # queued by the backend (Ray's queue), in its words
+        st.progress(0.0, text=plain(state.reason)[:300])
     elif total:
         step = status.get("step", 0)
         st.progress(min(1.0, step / total), text=_progress_text(status, state.active))
@@ -120,7 +124,7 @@ def _actions(run: RunDir, state, family: str) -> None:
     """Stop while active; Resume (to a chosen number of epochs) otherwise."""
     backend = job_backend()
     if state.active:
-        queued = state.ticket is not None
+        queued = state.ticket is not None or bool(state.reason)
         help_text = "Leaves the queue." if queued else "The job saves a checkpoint and ends as stopped."
         if st.button("Stop", key=f"{family}-stop", help=help_text):
             try:

@@ -80,6 +80,7 @@ def run_row(run: RunDir, state: RunState) -> dict:
         "model": model,
         "training": train,
         "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(started)) if started else "",
+        "runs on": state.where or "this machine",
     }
 
 
@@ -228,18 +229,25 @@ def render(settings: Settings) -> None:
         if shipped_histories(settings):  # the pretrained models' histories can still be compared
             _overlay([], settings)
         return
-    polling = any(backend.status(run).active for run in runs) or bool(queue(settings.runs_dir))
+    polling = any(backend.status(run).active for run in runs) or bool(queue(settings.runs_dir)) \
+        or any(backend.status(RunDir(settings.runs_dir / n)).active for n in backend.list(settings.runs_dir))
 
     @st.fragment(run_every=POLL_SECONDS if polling else None)
     def table_and_overlay() -> None:
         current = list_runs(settings.runs_dir)
         states = {run.name: backend.status(run) for run in current}
         waiting = [t for t in queue(settings.runs_dir) if t.run not in states]
-        if polling and not waiting and not any(s.active for s in states.values()):
-            st.rerun()  # the last active run ended: stop polling
         st.caption(f"{len(current)} runs in {plain(settings.runs_dir)}, newest first")
         if waiting:  # new runs that have no directory until their turn comes
             st.caption("Waiting for a free training slot: " + ", ".join(f"{plain(t.run)} ({t.position})" for t in waiting))
+        elsewhere = [n for n in backend.list(settings.runs_dir) if n not in states and n not in {t.run for t in waiting}]
+        elsewhere = [(n, backend.status(RunDir(settings.runs_dir / n))) for n in elsewhere]
+        elsewhere = [(n, s) for n, s in elsewhere if s.reason or s.state == "failed"]
+        if polling and not waiting and not any(s.active for s in [*states.values(), *(s for _, s in elsewhere)]):
+            st.rerun()  # the last active run ended: stop polling
+        if elsewhere:  # a cluster's jobs that have no directory yet: queued there, or failed to start
+            st.caption("Not started yet: " + "; ".join(f"{plain(n)}: {s.state}, {plain(s.reason or s.error)[:200]}"
+                                                       for n, s in elsewhere))
         _runs_table(current, states)
         _overlay(current, settings)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from genapp.jobs.queue import MAX_JOBS_ENV, max_jobs
+from genapp.jobs import BACKEND_ENV, LaunchError
 from genapp.runs import RunError, check_runs_dir, runs_root
 from genapp.ui.resources import Settings, checkpoints_dir, default_runs_dir, devices, job_backend
 from genapp.ui.text import plain
@@ -55,7 +55,8 @@ def render() -> Settings:
         path = runs_directory()
         if not path.is_dir():
             st.caption(f"{plain(path)} does not exist yet; the first run creates it.")
-        options = devices()
+        backend = _backend()
+        options = devices() if backend.name == "local" else backend.devices()  # a cluster's, on a cluster
         descriptions = dict(options)
         ids = [device for device, _ in options]
         device = st.selectbox(
@@ -64,17 +65,22 @@ def render() -> Settings:
             help="The device new training jobs use. Jobs run as their own processes: closing the "
                  "browser or refreshing the page does not stop them.",
         )
-        st.caption(jobs_summary(path))
+        jobs_summary(backend, path)
     return Settings(runs_dir=path, device=device, checkpoints_dir=checkpoints_dir())
 
 
-def jobs_summary(runs_dir: Path) -> str:
-    """"Training now: 2 jobs, 1 waiting (2 at a time, GENAPP_MAX_JOBS)"."""
-    training, waiting = job_backend().activity(runs_dir)
+def _backend():
+    """The server's job backend; one that cannot start (Ray asked for, not installed) stops the
+    page with what to do."""
     try:
-        limit = max_jobs()
-        limit_text = f"{limit} at a time" if limit else "no limit"
-    except ValueError as e:
-        limit_text = str(e)
-    jobs = f"{training} job{'s' if training != 1 else ''}"
-    return f"Training now: {jobs}, {waiting} waiting ({limit_text}, {MAX_JOBS_ENV})."
+        return job_backend()
+    except LaunchError as e:
+        st.error(plain(e))
+        st.stop()
+
+
+def jobs_summary(backend, runs_dir: Path) -> None:
+    """The job backend, where its jobs run and how busy it is: "Training now: 2 jobs, 1 waiting (2 at
+    a time, GENAPP_MAX_JOBS)." here; a Ray cluster's free and total CPUs and GPUs there."""
+    st.caption(f"Job backend: **{backend.name}** ({BACKEND_ENV})")
+    st.caption(backend.summary(runs_dir))  # genapp's own words and the operator's address: shown as markdown

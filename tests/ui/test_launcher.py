@@ -131,3 +131,22 @@ def test_history_reads_incrementally_and_restarts_on_rewrite(tmp_path):
     replacement.replace(run.metrics_path)
     history.refresh()
     assert history.columns("train")["loss"].tolist() == [9.0] and history.best("loss") is None
+
+
+def test_the_app_says_what_to_install_when_ray_is_asked_for_but_missing(monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from genapp.ui.resources import job_backend
+
+    from .conftest import APP
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as where it is not installed
+    monkeypatch.setenv("GENAPP_JOB_BACKEND", "ray")
+    monkeypatch.setenv("GENAPP_RUNS_DIR", str(tmp_path))
+    job_backend.clear()
+    try:
+        at = AppTest.from_file(APP, default_timeout=90).run()
+    finally:
+        job_backend.clear()
+    assert not at.exception
+    assert any('pip install "ray[default]"' in e.value.replace("\\", "") for e in at.error)
