@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import numpy as np
 from PIL import Image
@@ -39,6 +40,8 @@ class TensorBoardEvents(Callback):
             print(f"no TensorBoard event files: {e} (pip install tensorboard)", file=sys.stderr)
             return
         resumed = trainer.step > 0
+        if resumed:
+            _after_existing_files(trainer.run.path)
         self.writer = SummaryWriter(log_dir=str(trainer.run.path), purge_step=trainer.step if resumed else None,
                                     flush_secs=30)
         if not resumed:
@@ -93,3 +96,20 @@ class TensorBoardEvents(Callback):
         except OSError:
             return
         self.writer.add_image("samples/fixed", grid, step, dataformats="HW")
+
+
+def _after_existing_files(folder) -> None:
+    """Wait, if need be, until the clock is past the second in the newest event file's name.
+
+    TensorBoard reads a run's event files in name order, and a name starts with the second it
+    was created in, then the writer's pid: a session resumed within the same second as the one
+    it continues (a quick kill and resume) could otherwise sort first, and its purge would then
+    drop the history it was meant to keep."""
+    seconds = []
+    for path in folder.glob("events.out.tfevents.*"):
+        try:
+            seconds.append(int(path.name.split(".")[3]))
+        except (IndexError, ValueError):
+            continue
+    while seconds and int(time.time()) <= max(seconds):
+        time.sleep(0.05)

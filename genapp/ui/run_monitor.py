@@ -219,7 +219,7 @@ def picture_history(run: RunDir, key: str = "") -> None:
                    "scrub back to watch the digits form.")
         st.download_button(
             "Download the progress as a GIF", data=lambda: progress_gif(run, kind),
-            file_name=f"{run.name}-{kind}.gif", mime="image/gif", key=f"gif-{run.path}-{kind}", on_click="ignore",
+            file_name=f"{run.name}-samples.gif" if kind == "fixed" else f"{run.name}-{kind}.gif", mime="image/gif", key=f"gif-{run.path}-{kind}", on_click="ignore",
         )
     grid = read_grid(run.sample_path(shown, kind))
     if grid is not None:
