@@ -195,11 +195,9 @@ def start_run(config, runs_dir: str | Path, run_name: str, jobs: JobTable | None
     return _launch(config.family, train_command(config, runs_dir, run_name), runs_dir, run_name, jobs, max_jobs)
 
 
-def resume_run(run: RunDir, epochs: int | None = None, jobs: JobTable | None = None,
-               max_jobs: int | None = None, restart: bool = False) -> Job:
-    """Continue a run that is not active from its last checkpoint (raising ``epochs`` if given),
-    or, with ``restart``, train it again from step 0 (for a run whose last.pt is gone)."""
-    state = run_state(run, jobs)
+def check_resumable(run: RunDir, state: RunState, epochs: int | None, restart: bool) -> str:
+    """The run's family, when a backend may resume it (``state`` its state there); else raises
+    ``LaunchError`` saying why not."""
     if state.active:
         raise LaunchError(f"run {run.name} is {state.state}; it cannot be resumed while it runs")
     family = run.family
@@ -209,6 +207,14 @@ def resume_run(run: RunDir, epochs: int | None = None, jobs: JobTable | None = N
         raise LaunchError(f"run {run.name} has no checkpoints/last.pt to continue from: start it over instead")
     if epochs is not None and not 1 <= epochs <= 1_000_000:
         raise LaunchError(f"epochs must be in 1..1000000, got {epochs}")
+    return family
+
+
+def resume_run(run: RunDir, epochs: int | None = None, jobs: JobTable | None = None,
+               max_jobs: int | None = None, restart: bool = False) -> Job:
+    """Continue a run that is not active from its last checkpoint (raising ``epochs`` if given),
+    or, with ``restart``, train it again from step 0 (for a run whose last.pt is gone)."""
+    family = check_resumable(run, run_state(run, jobs), epochs, restart)
     runs_dir = run.path.parent.resolve()
     command = resume_command(family, runs_dir, run.name, epochs, restart)
     return _launch(family, command, runs_dir, run.name, jobs, max_jobs)

@@ -43,7 +43,8 @@ from pathlib import Path
 
 from genapp.jobs.backend import SHARED_CHECK_ENV
 from genapp.jobs.local import (
-    REPO_ROOT, LaunchError, RunState, _died_message, activity_text, resume_command, run_state, train_command,
+    REPO_ROOT, LaunchError, RunState, _died_message, activity_text, check_resumable, resume_command, run_state,
+    train_command,
 )
 from genapp.runs import ACTIVE_STATES, RunDir, check_run_name, storage_message
 from genapp.files import write_json
@@ -326,16 +327,7 @@ class RayBackend:
         self._submit(train_command(config, runs_dir, run_name), runs_dir, run_name, config.family, config.train.device)
 
     def resume(self, run: RunDir, epochs: int | None = None, restart: bool = False) -> None:
-        state = self.status(run)
-        if state.active:
-            raise LaunchError(f"run {run.name} is {state.state}; it cannot be resumed while it runs")
-        family = run.family
-        if family is None:
-            raise LaunchError(f"run {run.name}: its config.json is unreadable, so it cannot be resumed")
-        if not restart and not run.last_checkpoint.is_file() and run.best_checkpoint.is_file():
-            raise LaunchError(f"run {run.name} has no checkpoints/last.pt to continue from: start it over instead")
-        if epochs is not None and not 1 <= epochs <= 1_000_000:
-            raise LaunchError(f"epochs must be in 1..1000000, got {epochs}")
+        family = check_resumable(run, self.status(run), epochs, restart)
         runs_dir = run.path.parent.resolve()
         device = str((run.read_config().get("train") or {}).get("device", "cpu"))
         taken = self.jobs(fresh=True)

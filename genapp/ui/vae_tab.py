@@ -246,6 +246,16 @@ def elbo_section(model: VAE, model_key: str, source: Source) -> None:
                    "mean varies over the images (variance > 0.01); the others the decoder ignores.")
 
 
+def pick_test_image(key: str) -> int:
+    """A test image's number (widget ``key``, 0 at first) and the image as binarized; returns the number."""
+    st.session_state.setdefault(key, 0)
+    test = test_split()
+    index = int(st.number_input("Test image #", 0, len(test.images) - 1, step=1, key=key))
+    st.image(pictures.digit_picture(data.fixed_binarization(test.images[index : index + 1])[0], scale=4),
+             width=112, caption=f"#{index}: a {int(test.labels[index])}, binarized")
+    return index
+
+
 @st.cache_resource(max_entries=16, show_spinner=f"Estimating log p(x) from {monte_carlo.SAMPLES:,} samples per method…")
 def likelihood_estimates(_model: VAE, model_key: str, index: int) -> monte_carlo.Estimates:
     """Q1.4's estimates for test image ``index`` (its fixed binarization), cached per model and image."""
@@ -256,13 +266,9 @@ def likelihood_estimates(_model: VAE, model_key: str, index: int) -> monte_carlo
 @st.fragment
 def estimators_section(model: VAE, model_key: str) -> None:
     st.subheader("How many samples does log p(x) need? Prior against importance sampling")
-    st.session_state.setdefault("vae-q14-index", 0)
-    test = test_split()
     controls, chart = st.columns([1, 4], gap="large")
     with controls:
-        index = st.number_input("Test image #", 0, len(test.images) - 1, step=1, key="vae-q14-index")
-        st.image(pictures.digit_picture(data.fixed_binarization(test.images[index : index + 1])[0], scale=4),
-                 width=112, caption=f"#{index}: a {int(test.labels[index])}, binarized")
+        index = pick_test_image("vae-q14-index")
     estimates = likelihood_estimates(model, model_key, int(index))
     best = float(estimates.mean("importance")[-1])
     methods = monte_carlo.METHODS
@@ -391,13 +397,9 @@ def posterior_section(model: VAE, model_key: str, title: bool = True) -> None:
     if model.latent_dim != 2 or model.config.autoencoder:
         st.info("The grid needs a VAE with a 2-D latent space (vae-z2, or a run with latent dimensions 2).")
         return
-    st.session_state.setdefault("vae-posterior-index", 0)
-    test = test_split()
     controls, numbers = st.columns([1, 3], gap="large")
     with controls:
-        index = st.number_input("Test image #", 0, len(test.images) - 1, step=1, key="vae-posterior-index")
-        st.image(pictures.digit_picture(data.fixed_binarization(test.images[index : index + 1])[0], scale=4),
-                 width=112, caption=f"#{index}: a {int(test.labels[index])}, binarized")
+        index = pick_test_image("vae-posterior-index")
     grid = posterior_of(model, model_key, int(index))
     with numbers:
         show_posterior_numbers(grid)
