@@ -6,7 +6,8 @@ live in ``genapp/ui/``; only the open tab runs.
 import streamlit as st
 
 from genapp.models import FAMILIES
-from genapp.ui import compare_tab, digit_tab, family_tab, flow_tab, gan_tab, runs_tab, sidebar, vae_tab
+from genapp.ui import (compare_tab, digit_tab, family_tab, flow_tab, gan_tab, playground_tab, runs_tab, sidebar,
+                       vae_tab)
 from genapp.ui.resources import retain_widget_state
 
 # A family's own tab (Explore + Train); a family without an explorer gets the Train view alone.
@@ -21,7 +22,7 @@ retain_widget_state(runs_tab.STATE_KEYS)
 retain_widget_state(compare_tab.STATE_KEYS)
 retain_widget_state(digit_tab.STATE_KEYS)
 
-labels = [FAMILIES[family].label for family in FAMILIES] + ["Your digit", "Compare", "Runs"]
+labels = [FAMILIES[family].label for family in FAMILIES] + ["Playground", "Your digit", "Compare", "Runs"]
 tabs = st.tabs(labels, key="main-tab", on_change="rerun")
 for family, tab in zip(FAMILIES, tabs):
     if tab.open:
@@ -30,6 +31,9 @@ for family, tab in zip(FAMILIES, tabs):
                 FAMILY_TABS[family].render(settings)
             else:
                 family_tab.render_training(family, settings)
+if tabs[labels.index("Playground")].open:
+    with tabs[labels.index("Playground")]:
+        playground_tab.render(settings)
 if tabs[labels.index("Your digit")].open:
     with tabs[labels.index("Your digit")]:
         digit_tab.render(settings)

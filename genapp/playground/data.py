@@ -28,7 +28,7 @@ def _two_moons(n: int, g: torch.Generator) -> torch.Tensor:
     t = torch.rand(n, generator=g) * math.pi
     x = torch.where(upper, torch.cos(t), 1 - torch.cos(t))
     y = torch.where(upper, torch.sin(t), 0.5 - torch.sin(t))
-    points = torch.stack([x, y], 1) + 0.08 * torch.randn(n, 2, generator=g)
+    points = torch.stack([x, y], 1) + 0.05 * torch.randn(n, 2, generator=g)
     return (points - torch.tensor([0.5, 0.25])) * 1.6
 
 

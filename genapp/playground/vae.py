@@ -56,9 +56,11 @@ class ToyVAE(ToyModel):
         self.encoder = mlp([2, *[o.hidden] * o.layers, 2 * o.latent_dim])
         self.decoder = mlp([o.latent_dim, *[o.hidden] * o.layers, 2])
         self.log_sigma_learned = nn.Parameter(torch.full((2,), math.log(o.sigma)))
+        self.anneal_from = 0  # the step at which annealing (re)started
 
     def set_option(self, name: str, value) -> bool:
-        """As ``ToyModel.set_option``; switching the variance to learned starts it at σ."""
+        """As ``ToyModel.set_option``; switching the variance to learned starts it at σ, and a new
+        annealing length restarts the ramp of β from 0 at this step."""
         if name in self.structural:
             return False
         old = self.options
@@ -66,6 +68,8 @@ class ToyVAE(ToyModel):
         if self.options.variance == "learned" and (old.variance != "learned" or name == "sigma"):
             with torch.no_grad():
                 self.log_sigma_learned.fill_(math.log(self.options.sigma))
+        if name == "kl_anneal":
+            self.anneal_from = self.steps
         return True
 
     @property
@@ -79,7 +83,7 @@ class ToyVAE(ToyModel):
     def beta(self) -> float:
         """The KL weight of the next training step (annealed, if annealing is on)."""
         o = self.options
-        return o.kl_weight * min(1.0, self.steps / o.kl_anneal) if o.kl_anneal else o.kl_weight
+        return o.kl_weight * min(1.0, (self.steps - self.anneal_from) / o.kl_anneal) if o.kl_anneal else o.kl_weight
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x [n, 2] -> (mean, log-variance) of q(z|x), each [n, latent_dim]."""
