@@ -19,7 +19,7 @@ RING_CENTRES = torch.stack([torch.tensor([math.cos(a), math.sin(a)]) * RING_RADI
                             for a in (2 * math.pi * k / RING_MODES for k in range(RING_MODES))])
 GAUSSIAN_MEAN = torch.tensor([0.5, -0.5])
 GAUSSIAN_COV = torch.tensor([[1.0, 0.6], [0.6, 0.6]])
-DISCRETE_STEP = 0.25
+DISCRETE_STEP = 0.5
 VIEW_RANGE = (-3.0, 3.0)  # the square every view of the playground draws
 
 

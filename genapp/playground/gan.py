@@ -33,6 +33,9 @@ class GANOptions:
     pack: int = setting(1, "Pack size (PacGAN)", "D judges this many samples at once: 1 = a plain GAN; 2 or more "
                         "lets D see that G's samples lack variety (the fix for mode collapse).")
     g_lr_scale: float = setting(1.0, "G learning rate × ", "The generator's learning rate relative to D's.")
+    optimizer: Literal["adam", "sgd"] = setting("adam", "Optimizer", "adam (β1 = 0.5, as the MNIST GAN) rescales every "
+                                                "gradient to a step of about the learning rate; sgd (momentum 0.9) "
+                                                "steps in proportion to the gradient, so a vanishing one shows.")
 
     def __post_init__(self) -> None:
         check(1 <= self.noise_dim <= 64, f"noise_dim must be in 1..64, got {self.noise_dim}")
@@ -43,6 +46,7 @@ class GANOptions:
         check(0 <= self.d_warmup <= 100_000, f"d_warmup must be in 0..100000, got {self.d_warmup}")
         check(1 <= self.pack <= 8, f"pack must be in 1..8, got {self.pack}")
         check(0 < self.g_lr_scale <= 100, f"g_lr_scale must be in (0, 100], got {self.g_lr_scale}")
+        check(self.optimizer in ("adam", "sgd"), f"optimizer must be adam or sgd, got {self.optimizer!r}")
 
 
 class ToyGAN(ToyModel):
@@ -63,10 +67,13 @@ class ToyGAN(ToyModel):
         return mlp([2 * o.pack, *[o.hidden] * o.layers, 1], activation=lambda: nn.LeakyReLU(0.2))
 
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        betas = (0.5, 0.999)
-        return {"discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=self.lr, betas=betas),
-                "generator": torch.optim.Adam(self.generator.parameters(), lr=self.lr * self.options.g_lr_scale,
-                                              betas=betas)}
+        def make(parameters, lr: float) -> torch.optim.Optimizer:
+            if self.options.optimizer == "sgd":
+                return torch.optim.SGD(parameters, lr=lr, momentum=0.9)
+            return torch.optim.Adam(parameters, lr=lr, betas=(0.5, 0.999))
+
+        return {"discriminator": make(self.discriminator.parameters(), self.lr),
+                "generator": make(self.generator.parameters(), self.lr * self.options.g_lr_scale)}
 
     def set_lr(self, lr: float) -> None:
         super().set_lr(lr)
@@ -75,14 +82,16 @@ class ToyGAN(ToyModel):
 
     def set_option(self, name: str, value) -> bool:
         """As ``ToyModel.set_option``; a new pack size gives D a new input layer (a fresh D, the
-        generator keeps its weights), a new ``g_lr_scale`` applies at once."""
+        generator keeps its weights), a new optimizer starts afresh, ``g_lr_scale`` applies at once."""
         if name in self.structural:
             return False
-        old_pack = self.options.pack
+        old = self.options
         self.options = self._checked(**{name: value})
-        if self.options.pack != old_pack:
+        if self.options.pack != old.pack:
             self.discriminator = self._new_discriminator()
             self.optimizers["discriminator"] = self._make_optimizers()["discriminator"]
+        if self.options.optimizer != old.optimizer:
+            self.optimizers = self._make_optimizers()
         self.set_lr(self.lr)
         return True
 
