@@ -73,12 +73,16 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
         symptom=ring_modes, symptom_label="modes covered (of 8)", failing=lambda v: v < RING_MODES / 2),
     Preset(
         name="GAN: the discriminator wins (minimax loss)", family="gan", dataset="ring",
-        options={"loss": "minimax", "d_warmup": 500}, fix={"loss": "non_saturating"}, steps=3000,
-        watch="D trains alone for 500 steps and learns to tell real from fake perfectly: D(G(z)) → 0. Then the "
-              "red points barely move, the arrows on them are tiny, and the G loss sits flat near 0.",
+        options={"loss": "minimax", "d_warmup": 1000, "g_lr_scale": 0.1}, fix={"loss": "non_saturating"},
+        steps=1200, lr=1e-2,
+        watch="D trains alone for 1,000 steps (at ten times G's learning rate) and learns to call every "
+              "generated point fake: D(G(z)) → 0, the blob of red points sits in deep red. When G starts, "
+              "its arrows are almost invisible and the points crawl; with the fix they leap to the ring.",
         why="The minimax generator loss log(1 − D(G(z))) has gradient −D(G(z)) with respect to D's logit: "
-            "when D is sure a sample is fake, D(G(z)) ≈ 0 and the gradient vanishes. The generator starves "
-            "exactly when it most needs to learn (the seed's Q2.3 and Q2.4).",
+            "when D is sure a sample is fake, D(G(z)) ≈ 0 and the gradient vanishes (here about 10⁻⁵, "
+            "against about 7 for the fix). The generator starves exactly when it most needs to learn (the "
+            "seed's Q2.3 and Q2.4). Adam rescales small gradients, so G crawls out in the end; the loss "
+            "gives it nothing to go on at the start.",
         fix_text="The non-saturating loss −log D(G(z)) has the same fixed point but gradient −(1 − D(G(z))): "
                  "largest when D wins. Switch it on and watch the arrows grow and the points move.",
         symptom=ring_modes, symptom_label="modes covered (of 8)", failing=lambda v: v < RING_MODES / 2),
