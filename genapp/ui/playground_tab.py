@@ -63,8 +63,11 @@ def _message(text: str) -> None:
 def _choose() -> None:
     s = session()
     try:
-        s.choose(family=st.session_state["pg-family"], dataset=st.session_state["pg-data"],
-                 points=int(st.session_state["pg-points"]), seed=int(st.session_state["pg-seed"]))
+        if st.session_state["pg-family"] != s.family:  # a family opens on its own data
+            s.choose(family=st.session_state["pg-family"])
+        else:
+            s.choose(dataset=st.session_state["pg-data"], points=int(st.session_state["pg-points"]),
+                     seed=int(st.session_state["pg-seed"]))
     except ConfigError as e:
         _message(str(e))
     _sync_widgets(s)
