@@ -115,3 +115,15 @@ def test_a_failure_preset_explains_itself_and_its_fix_switches_on_mid_run(at):
     assert [s.value for s in at.success] == ["The fix is on."]
     model = at.session_state["pg-session"].model
     assert model.options.kl_weight == 1.0 and model.options.kl_anneal == 1000 and model.steps > 0
+
+
+def test_the_training_form_offers_the_same_failures_on_mnist():
+    from genapp.ui.presets import DESCRIPTIONS, preset_names, preset_values
+
+    assert "Failure: minimax loss" in preset_names("gan") and "Failure: large KL weight" in preset_names("vae")
+    assert preset_names("gan")[-1] == preset_names("vae")[-1] == "Custom"
+    gan = preset_values("gan", "Failure: minimax loss")
+    assert gan["model"]["generator_loss"] == "minimax" and gan["model"]["d_warmup_steps"] == 500
+    vae = preset_values("vae", "Failure: large KL weight")
+    assert vae["model"]["kl_weight"] == 10.0 and vae["train"] == {**preset_values("vae", "Quick")["train"]}
+    assert "Look for" in DESCRIPTIONS["Failure: minimax loss"] and "KL curve" in DESCRIPTIONS["Failure: large KL weight"]
