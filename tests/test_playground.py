@@ -83,11 +83,13 @@ def test_train_steps_returns_floats_and_changes_the_weights():
 
 def test_the_gan_learns_a_gaussian_mean_and_covariance():
     data = make_data("gaussian", 4000)
-    model = build("gan")
-    train_steps(model, data, 2500)
+    # At the default 1e-3 the two players circle the equilibrium widely (the covariance swings by
+    # a factor of two from one 500 steps to the next); at 3e-4 they stay close to it.
+    model = build("gan", lr=3e-4)
+    train_steps(model, data, 3000)
     x = model.sample(5000, generator=torch.Generator().manual_seed(1))
-    assert torch.allclose(x.mean(0), GAUSSIAN_MEAN, atol=0.2), x.mean(0)
-    assert torch.allclose(torch.cov(x.T), GAUSSIAN_COV, atol=0.25), torch.cov(x.T)
+    assert torch.allclose(x.mean(0), GAUSSIAN_MEAN, atol=0.15), x.mean(0)
+    assert torch.allclose(torch.cov(x.T), GAUSSIAN_COV, atol=0.3), torch.cov(x.T)
 
 
 def test_the_vae_elbo_rises():
