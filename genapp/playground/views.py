@@ -19,7 +19,7 @@ from genapp.playground.gan import ToyGAN
 from genapp.playground.vae import ToyVAE
 
 HEATMAP_SIZE = 64  # cells per side of a heatmap
-SHOWN_POINTS = 600  # data points and samples drawn per view
+SHOWN_POINTS = 300  # data points and samples drawn per view
 GRID_LINES = 11  # lines per direction of a bent grid
 LINE_POINTS = 48
 

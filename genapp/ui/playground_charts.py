@@ -27,7 +27,7 @@ def _plane_layout(span: tuple[float, float] = VIEW) -> dict:
 
 
 def _points(xy: np.ndarray, name: str, color, size: int = 4, opacity: float = 0.7, **extra) -> dict:
-    return dict(type="scattergl" if False else "scatter", x=xy[:, 0], y=xy[:, 1], mode="markers", name=name,
+    return dict(type="scatter", x=xy[:, 0], y=xy[:, 1], mode="markers", name=name,
                 marker=dict(size=size, color=color, opacity=opacity), hoverinfo="skip", **extra)
 
 
@@ -41,9 +41,18 @@ def _heatmap(axis: np.ndarray, z: np.ndarray, name: str, colorscale, zmin=None, 
                 colorbar=dict(title=dict(text=title), thickness=12, len=0.8), hovertemplate=f"{name}: %{{z:.3f}}<extra></extra>")
 
 
+def _figure(data: list[dict], settings: dict, title: str, uirevision: str, height: int, x: str = "", y: str = "") -> go.Figure:
+    """A figure validated once, as a whole: the frame of ``charts.layout`` laid under ``settings``."""
+    frame = dict(title=dict(text=title, font=dict(size=15), x=0, xanchor="left", y=1, yanchor="top", pad=dict(t=8)),
+                 height=height, margin=dict(l=10, r=10, t=80, b=10), uirevision=uirevision, hovermode="closest",
+                 legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0),
+                 xaxis=dict(title=dict(text=x)), yaxis=dict(title=dict(text=y)))
+    return go.Figure(data=data, layout=charts.merged(frame, settings))
+
+
 def plane(data: list[dict], title: str, uirevision: str, height: int = 460) -> go.Figure:
     """A square view of the toy plane with ``data``'s traces."""
-    return charts.figure(data, _plane_layout(), title=title, x="x₁", y="x₂", uirevision=uirevision, height=height)
+    return _figure(data, _plane_layout(), title, uirevision, height, "x₁", "x₂")
 
 
 # ----------------------------------------------------------------------------- GAN
@@ -82,10 +91,9 @@ def vae_codes(view: dict, colours: list[str], uirevision: str = "pg-vae-codes") 
         y_title = "z₂"
     span = (-3.5, 3.5)
     settings = _plane_layout(span)
-    fig = charts.figure([_points(codes, "codes (mean of q(z|x))", colours, 5, 0.85)], settings,
-                        title="Latent space: codes coloured by their point's position (red → x₁, blue → x₂)",
-                        x="z₁", y=y_title, uirevision=uirevision, height=460)
-    return fig
+    return _figure([_points(codes, "codes (mean of q(z|x))", colours, 5, 0.85)], settings,
+                   "Latent space: codes coloured by their point's position (red → x₁, blue → x₂)", uirevision, 460,
+                   "z₁", y_title)
 
 
 # ----------------------------------------------------------------------------- flow
@@ -99,37 +107,41 @@ def flow_plane(view: dict, uirevision: str = "pg-flow") -> go.Figure:
     ], "Exact density p(x) and samples", uirevision)
 
 
+def _fitted(xy: np.ndarray) -> np.ndarray:
+    """A panel's lines moved and scaled (the same in x and y) into the unit square around 0.5:
+    its 1st to 99th percentiles fill it, so every layer's picture is readable whatever its scale."""
+    finite = xy[np.isfinite(xy[:, 0])]
+    if not len(finite):
+        return xy
+    lo, hi = np.percentile(finite, [1, 99], axis=0)
+    half = max(float((hi - lo).max()) / 2 * 1.08, 1e-6)
+    return (xy - (hi + lo) / 2) / (2 * half) + 0.5
+
+
 def flow_layers(states: Sequence[np.ndarray], titles: Sequence[str], title: str, uirevision: str,
-                columns: int = 5) -> go.Figure:
-    """Small multiples: the grid's lines after each layer, left to right, ``columns`` a row."""
-    n = len(states)
-    rows = math.ceil(n / columns)
-    gap = 0.02
-    width, height = (1 - gap * (columns - 1)) / columns, (1 - 0.08 * (rows - 1)) / rows
-    settings: dict = {"showlegend": False, "annotations": []}
-    data = []
-    for i, (xy, name) in enumerate(zip(states, titles)):
+                columns: int = 7) -> go.Figure:
+    """Small multiples on one pair of axes: the grid's lines after each layer, left to right,
+    ``columns`` a row, each panel scaled to fit (one trace per line family, not per panel: a
+    figure of a few traces costs plotly a few milliseconds, one of dozens of axes a hundred)."""
+    pitch, rows = 1.18, math.ceil(len(states) / columns)
+    panels = {0: [], 1: []}
+    label_x, label_y = [], []
+    for i, xy in enumerate(states):
         r, c = divmod(i, columns)
-        suffix = "" if i == 0 else str(i + 1)
-        x0, y1 = c * (width + gap), 1 - r * (height + 0.08)
-        finite = xy[np.isfinite(xy[:, 0])]
-        lo, hi = (np.percentile(finite, [1, 99], axis=0) if len(finite) else (np.array([-3, -3]), np.array([3, 3])))
-        half = max(float((hi - lo).max()) / 2 * 1.1, 0.5)
-        mid = (hi + lo) / 2
-        settings[f"xaxis{suffix}"] = dict(domain=[max(0.0, x0), min(1.0, x0 + width)], anchor=f"y{suffix}", showticklabels=False,
-                                          range=[mid[0] - half, mid[0] + half], showgrid=False, zeroline=False)
-        settings[f"yaxis{suffix}"] = dict(domain=[max(0.0, y1 - height), min(1.0, y1)], anchor=f"x{suffix}", showticklabels=False,
-                                          range=[mid[1] - half, mid[1] + half], showgrid=False, zeroline=False,
-                                          scaleanchor=f"x{suffix}")
+        fitted = _fitted(xy) + np.array([c * pitch, -r * pitch * 1.2])
         k = len(xy) // 2  # the first half of the rows are the horizontal lines
-        data.append(dict(_lines(xy[:k], "", PALETTE[0], 1.0), xaxis=f"x{suffix}", yaxis=f"y{suffix}"))
-        data.append(dict(_lines(xy[k:], "", PALETTE[1], 1.0), xaxis=f"x{suffix}", yaxis=f"y{suffix}"))
-        settings["annotations"].append(dict(text=name, x=x0 + width / 2, y=y1, xref="paper", yref="paper",
-                                            xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=11)))
-    fig = charts.figure(data, settings, title=title, x="", y="", uirevision=uirevision, height=190 * rows + 70)
-    fig.layout.xaxis.title = None
-    fig.layout.yaxis.title = None
-    return fig
+        panels[0].append(fitted[:k])
+        panels[1].append(fitted[k:])
+        label_x.append(c * pitch + 0.5)
+        label_y.append(-r * pitch * 1.2 + 1.04)
+    data = [_lines(np.concatenate(panels[0]), "lines that start horizontal", PALETTE[0], 1.0),
+            _lines(np.concatenate(panels[1]), "lines that start vertical", PALETTE[1], 1.0),
+            dict(type="scatter", x=label_x, y=label_y, text=list(titles), mode="text", textposition="top center",
+                 textfont=dict(size=11), showlegend=False, hoverinfo="skip")]
+    hidden = dict(showticklabels=False, showgrid=False, zeroline=False)
+    settings = dict(xaxis=dict(hidden, range=[-0.05, columns * pitch - 0.1]),
+                    yaxis=dict(hidden, range=[-(rows - 1) * pitch * 1.2 - 0.05, 1.3], scaleanchor="x"))
+    return _figure(data, settings, title, uirevision, 240 * rows + 60)
 
 
 # ----------------------------------------------------------------------------- curves
@@ -156,4 +168,4 @@ def curves(history: Sequence[dict], metrics: dict[str, str], title: str, y: str,
                                             yanchor="bottom", showarrow=False, font=dict(size=11, color="grey")))
     if floor is not None:
         settings["yaxis"] = dict(rangemode="normal")
-    return charts.figure(data, settings, title=title, x="step", y=y, uirevision=uirevision, height=height)
+    return _figure(data, settings, title, uirevision, height, "step", y)
