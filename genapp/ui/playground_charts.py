@@ -22,8 +22,8 @@ D_EQUILIBRIUM = 2 * math.log(2)
 
 def _plane_layout(span: tuple[float, float] = VIEW) -> dict:
     frame = dict(range=list(span), zeroline=False, showgrid=False, constrain="domain")
-    return dict(xaxis=frame, yaxis=dict(frame, scaleanchor="x", scaleratio=1),
-                legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0))
+    return dict(xaxis=frame, yaxis=dict(frame, scaleanchor="x", scaleratio=1), margin=dict(t=40, b=70),
+                legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0))
 
 
 def _points(xy: np.ndarray, name: str, color, size: int = 4, opacity: float = 0.7, **extra) -> dict:
@@ -65,7 +65,7 @@ def gan_plane(view: dict, segments: np.ndarray, uirevision: str = "pg-gan") -> g
         _points(view["real"], "real data", REAL, 4, 0.55),
         _points(view["fake"], "generated G(z)", FAKE, 5, 0.9),
         _lines(segments, "−∇ G loss (where D pushes G's points)", "#111111", 1.0),
-    ], "Discriminator D(x) (blue: real, red: fake) and the generator's samples", uirevision)
+    ], "D(x) (blue: real, red: fake) under G's samples", uirevision)
 
 
 # ----------------------------------------------------------------------------- VAE
@@ -119,7 +119,7 @@ def _fitted(xy: np.ndarray) -> np.ndarray:
 
 
 def flow_layers(states: Sequence[np.ndarray], titles: Sequence[str], title: str, uirevision: str,
-                columns: int = 7) -> go.Figure:
+                columns: int = 4) -> go.Figure:
     """Small multiples on one pair of axes: the grid's lines after each layer, left to right,
     ``columns`` a row, each panel scaled to fit (one trace per line family, not per panel: a
     figure of a few traces costs plotly a few milliseconds, one of dozens of axes a hundred)."""
@@ -141,7 +141,7 @@ def flow_layers(states: Sequence[np.ndarray], titles: Sequence[str], title: str,
     hidden = dict(showticklabels=False, showgrid=False, zeroline=False)
     settings = dict(xaxis=dict(hidden, range=[-0.05, columns * pitch - 0.1]),
                     yaxis=dict(hidden, range=[-(rows - 1) * pitch * 1.2 - 0.05, 1.3], scaleanchor="x"))
-    return _figure(data, settings, title, uirevision, 240 * rows + 60)
+    return _figure(data, settings, title, uirevision, 250 * rows + 90)
 
 
 # ----------------------------------------------------------------------------- curves

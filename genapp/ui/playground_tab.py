@@ -147,7 +147,7 @@ def render(settings=None) -> None:
     message = st.session_state.pop("pg-message", None)
     if message:
         st.warning(plain(message))
-    knobs, live_area = st.columns([1, 3.4], gap="medium")
+    knobs, live_area = st.columns([1.25, 3.4], gap="medium")
     with knobs:
         _controls(s)
     with live_area:
@@ -304,6 +304,6 @@ def draw(s: PlaygroundSession) -> None:
         st.plotly_chart(charts.flow_layers(view["forward"], forward_titles,
                                            f"Inference x → z, layer by layer (total log|det J| on the data {total:+.2f} nats)",
                                            revision + "-f"), key="pg-flow-forward", config=CONFIG)
-        inverse_titles = ["z (base N(0, I))", *[f"after {n}" for n in reversed(view["names"])]]
+        inverse_titles = ["z (base N(0, I))", *[f"after {n.split(':')[0]}" for n in reversed(view["names"])]]
         st.plotly_chart(charts.flow_layers(view["inverse"], inverse_titles, "Sampling z → x, layer by layer",
                                            revision + "-i"), key="pg-flow-inverse", config=CONFIG)
