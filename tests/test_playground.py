@@ -237,3 +237,14 @@ def test_the_views_have_the_shapes_the_charts_draw():
     f = flow_view(build("flow"), data)
     assert len(f["forward"]) == len(f["inverse"]) == 7 and len(f["log_dets"]) == 6
     assert f["density"].shape == (64, 64)
+
+
+def test_the_playground_imports_no_ui_and_the_mnist_models_not_the_playground():
+    from tests.test_structure import import_graph
+
+    graph = import_graph()
+    playground = [m for m in graph if m.startswith("genapp.playground")]
+    assert len(playground) >= 6
+    assert not any(d.startswith("genapp.ui") for m in playground for d in graph[m])
+    assert not any(d.startswith("genapp.playground") for m in graph if m.startswith("genapp.models") for d in graph[m])
+    assert {"genapp.models.gan", "genapp.models.vae", "genapp.models.flow_layers"} <= set().union(*(graph[m] for m in playground))
