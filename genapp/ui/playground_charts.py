@@ -78,7 +78,7 @@ def vae_plane(view: dict, uirevision: str = "pg-vae") -> go.Figure:
         _points(view["data"], "data", REAL, 4, 0.45),
         _points(view["recon"], "reconstructions", PALETTE[0], 4, 0.8),
         _points(view["samples"], "samples", FAKE, 4, 0.7),
-    ], "Data space: reconstructions, samples and the decoded latent grid", uirevision)
+    ], "Data space: reconstructions, samples, decoded grid", uirevision)
 
 
 def vae_codes(view: dict, colours: list[str], uirevision: str = "pg-vae-codes") -> go.Figure:
@@ -92,7 +92,7 @@ def vae_codes(view: dict, colours: list[str], uirevision: str = "pg-vae-codes") 
     span = (-3.5, 3.5)
     settings = _plane_layout(span)
     return _figure([_points(codes, "codes (mean of q(z|x))", colours, 5, 0.85)], settings,
-                   "Latent space: codes coloured by their point's position (red → x₁, blue → x₂)", uirevision, 460,
+                   "Latent space: codes, coloured by position", uirevision, 460,
                    "z₁", y_title)
 
 
@@ -154,8 +154,9 @@ def columns(history: Sequence[dict]) -> dict[str, np.ndarray]:
 
 
 def curves(history: Sequence[dict], metrics: dict[str, str], title: str, y: str, uirevision: str,
-           references: Sequence[tuple[float, str]] = (), height: int = 300, floor: float | None = None) -> go.Figure:
-    """``metrics`` (name -> label) of ``history`` against step, with dashed reference lines."""
+           references: Sequence[tuple[float, str]] = (), height: int = 300) -> go.Figure:
+    """``metrics`` (name -> label) of ``history`` against step, with dashed reference lines; the
+    y axis fits the curves after their first fifth (a double click shows everything)."""
     cols = columns(history)
     steps = cols.get("step", np.empty(0))
     data = [dict(type="scatter", x=steps, y=cols[name], mode="lines", name=label, line=dict(width=2, color=PALETTE[i]))
@@ -166,6 +167,13 @@ def curves(history: Sequence[dict], metrics: dict[str, str], title: str, y: str,
                                        line=dict(dash="dash", color="grey", width=1)))
         settings["annotations"].append(dict(text=text, y=value, yref="y", x=1, xref="x domain", xanchor="right",
                                             yanchor="bottom", showarrow=False, font=dict(size=11, color="grey")))
-    if floor is not None:
-        settings["yaxis"] = dict(rangemode="normal")
+    values = [cols[name] for name in metrics if name in cols]
+    if values and len(steps) > 20:  # fit the y axis to what follows the first fifth: the start is far above
+        tail = np.concatenate([v[len(v) // 5:] for v in values])
+        tail = tail[np.isfinite(tail)]
+        if len(tail):
+            refs = [value for value, _ in references]
+            low, high = min([float(tail.min()), *refs]), max([float(tail.max()), *refs])
+            margin = 0.08 * (high - low or 1.0)
+            settings["yaxis"] = dict(range=[low - margin, high + margin])
     return _figure(data, settings, title, uirevision, height, "step", y)
