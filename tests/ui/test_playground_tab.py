@@ -127,3 +127,11 @@ def test_the_training_form_offers_the_same_failures_on_mnist():
     vae = preset_values("vae", "Failure: large KL weight")
     assert vae["model"]["kl_weight"] == 10.0 and vae["train"] == {**preset_values("vae", "Quick")["train"]}
     assert "Look for" in DESCRIPTIONS["Failure: minimax loss"] and "KL curve" in DESCRIPTIONS["Failure: large KL weight"]
+
+
+def test_a_curve_fits_its_y_axis_to_what_follows_its_start():
+    from genapp.ui.playground_charts import curves
+
+    history = [{"step": i, "nll": 10.0 - 0.1 * i} for i in range(50)]
+    low, high = curves(history, {"nll": "NLL"}, "NLL", "nats", "r").layout.yaxis.range
+    assert 4.5 < low < 5.1 and 9.0 < high < 9.5  # the first fifth (10 .. 9) is off the top
