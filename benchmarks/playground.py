@@ -134,6 +134,17 @@ def frame_number(text: str) -> int | None:
     return int(match.group(1).replace(",", "")) if match else None
 
 
+async def shown_frame(page) -> tuple[int, float]:
+    """(the frame number the page shows, when it was read): polled, as the status line is
+    briefly absent while the fragment redraws."""
+    for _ in range(100):
+        number = frame_number(await page.evaluate(FRAME))
+        if number is not None:
+            return number, time.monotonic()
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the page shows no frame counter")
+
+
 async def one_session(browser, url: str, family: str, seconds: float) -> tuple[float, str]:
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
@@ -146,12 +157,18 @@ async def one_session(browser, url: str, family: str, seconds: float) -> tuple[f
         await page.locator(".st-key-pg-family").click()
         await page.get_by_role("option", name={"vae": "VAE", "flow": "RealNVP flow"}[family]).click()
         await page.wait_for_selector(f".st-key-pg-{family}-hidden")
-    await page.locator(".st-key-pg-play button").click()
-    await page.get_by_role("button", name="Pause").wait_for()
+    for _ in range(4):  # a press that lands while the page redraws can be lost: repeat a lost one
+        await page.locator(".st-key-pg-play button").click()
+        try:
+            await page.get_by_role("button", name="Pause").wait_for(timeout=15_000)
+            break
+        except Exception:
+            if await page.get_by_role("button", name="Pause").count():
+                break
     await asyncio.sleep(3)  # the first frames compile nothing, but the page settles
-    first, started = frame_number(await page.evaluate(FRAME)), time.monotonic()
+    first, started = await shown_frame(page)
     await asyncio.sleep(seconds)
-    last, ended = frame_number(await page.evaluate(FRAME)), time.monotonic()
+    last, ended = await shown_frame(page)
     await context.close()
     return (last - first) / (ended - started), family
 

@@ -230,10 +230,10 @@ def test_knobs_change_mid_run_and_structural_ones_start_over():
 def test_the_views_have_the_shapes_the_charts_draw():
     data = make_data("two-moons", 1000)
     g = gan_view(build("gan"), data)
-    assert g["real"].shape == g["fake"].shape == g["arrows"].shape == (600, 2) and g["d_surface"].shape == (64, 64)
+    assert g["real"].shape == g["fake"].shape == g["arrows"].shape == (200, 2) and g["d_surface"].shape == (64, 64)
     assert ((g["d_surface"] > 0) & (g["d_surface"] < 1)).all()
     v = vae_view(build("vae"), data)
-    assert v["codes"].shape == (600, 2) and v["manifold"].shape[1] == 2
+    assert v["codes"].shape == (200, 2) and v["manifold"].shape[1] == 2
     f = flow_view(build("flow"), data)
     assert len(f["forward"]) == len(f["inverse"]) == 7 and len(f["log_dets"]) == 6
     assert f["density"].shape == (64, 64)

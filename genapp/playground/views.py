@@ -19,7 +19,7 @@ from genapp.playground.gan import ToyGAN
 from genapp.playground.vae import ToyVAE
 
 HEATMAP_SIZE = 64  # cells per side of a heatmap
-SHOWN_POINTS = 300  # data points and samples drawn per view
+SHOWN_POINTS = 200  # data points and samples drawn per view
 GRID_LINES = 11  # lines per direction of a bent grid
 LINE_POINTS = 48
 
@@ -82,7 +82,7 @@ def gan_view(model: ToyGAN, data: torch.Tensor, n: int = SHOWN_POINTS) -> dict[s
             "d_surface": surface.numpy(), "axis": axis()}
 
 
-def arrow_segments(points: np.ndarray, push: np.ndarray, length: float = 0.35, every: int = 3) -> np.ndarray:
+def arrow_segments(points: np.ndarray, push: np.ndarray, length: float = 0.35, every: int = 2) -> np.ndarray:
     """Line segments from every ``every``-th point along its push, the longest ``length`` long
     (the arrows' lengths keep their ratios): [k * 3, 2] with NaN breaks."""
     points, push = points[::every], push[::every]

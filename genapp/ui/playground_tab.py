@@ -24,6 +24,7 @@ from genapp.ui import playground_charts as charts
 from genapp.ui.text import plain
 
 FRAME_SECONDS = 0.2  # 5 frames a second while playing
+CURVES_EVERY = 5  # frames between two redraws of the curves while playing (once a second)
 SESSION = "pg-session"
 NO_PRESET = "None: free play"
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
@@ -235,7 +236,7 @@ def _live(playing: bool) -> None:
         started = time.perf_counter()
         if st.session_state.get("pg-playing") and not s.model.diverged:
             s.frame()
-        draw(s)
+        draw(s, playing=bool(st.session_state.get("pg-playing")))
         elapsed = time.perf_counter() - started
         note = st.session_state.pop("pg-last-step", None)
         status = [f"step {s.model.steps:,}", f"frame {s.frames:,}", f"{elapsed * 1000:.0f} ms this frame"]
@@ -263,8 +264,10 @@ def symptom_text(s: PlaygroundSession) -> str | None:
     return None
 
 
-def draw(s: PlaygroundSession) -> None:
-    """Every view of the current family."""
+def draw(s: PlaygroundSession, playing: bool = False) -> None:
+    """Every view of the current family. While ``playing`` the curves grow every
+    ``CURVES_EVERY`` frames: in between their figures are the same, and the browser skips them."""
+    history = s.history[: len(s.history) // CURVES_EVERY * CURVES_EVERY] if playing else s.history
     symptom = symptom_text(s)
     if symptom:
         st.markdown(symptom)
@@ -274,10 +277,10 @@ def draw(s: PlaygroundSession) -> None:
         left, right = st.columns([1.25, 1])
         left.plotly_chart(charts.gan_plane(view, views.arrow_segments(view["fake"], view["arrows"]), revision),
                           key="pg-gan-plane", config=CONFIG)
-        right.plotly_chart(charts.curves(s.history, {"d_loss": "D loss", "g_loss": "G loss"}, "Losses", "nats",
+        right.plotly_chart(charts.curves(history, {"d_loss": "D loss", "g_loss": "G loss"}, "Losses", "nats",
                                          revision + "-l", [(charts.D_EQUILIBRIUM, "2·ln 2: D loss at D = ½")], 230),
                            key="pg-gan-losses", config=CONFIG)
-        right.plotly_chart(charts.curves(s.history, {"d_real": "mean D(x)", "d_fake": "mean D(G(z))"},
+        right.plotly_chart(charts.curves(history, {"d_real": "mean D(x)", "d_fake": "mean D(G(z))"},
                                          "What D says", "probability 'real'", revision + "-d", [(0.5, "½")], 230),
                            key="pg-gan-d", config=CONFIG)
     elif s.family == "vae":
@@ -286,7 +289,7 @@ def draw(s: PlaygroundSession) -> None:
         left.plotly_chart(charts.vae_plane(view, revision), key="pg-vae-plane", config=CONFIG)
         right.plotly_chart(charts.vae_codes(view, views.position_colours(view["data"]), revision + "-z"),
                            key="pg-vae-codes", config=CONFIG)
-        st.plotly_chart(charts.curves(s.history, {"recon": "reconstruction −E log p(x|z)", "kl": "KL(q ‖ p)",
+        st.plotly_chart(charts.curves(history, {"recon": "reconstruction −E log p(x|z)", "kl": "KL(q ‖ p)",
                                                   "loss": "−ELBO"}, "The ELBO's parts (per point)", "nats",
                                       revision + "-l", [(0.0, "0")], 260), key="pg-vae-losses", config=CONFIG)
         st.caption(f"σ of p(x|z): {', '.join(f'{v:.3f}' for v in view['sigma'])} · β now {s.model.beta:.2f}")
@@ -297,7 +300,7 @@ def draw(s: PlaygroundSession) -> None:
         references = []
         if s.dataset == "discrete":
             references.append((views.nll_floor(s.data, DISCRETE_STEP), "floor on the grid's cells"))
-        right.plotly_chart(charts.curves(s.history, {"nll": "NLL −log p(x)"}, "Negative log-likelihood", "nats",
+        right.plotly_chart(charts.curves(history, {"nll": "NLL −log p(x)"}, "Negative log-likelihood", "nats",
                                          revision + "-l", references, 460), key="pg-flow-nll", config=CONFIG)
         total = sum(view["log_dets"])
         forward_titles = ["x (data space)", *[f"{n}<br>log|det J| {ld:+.2f}" for n, ld in zip(view["names"], view["log_dets"])]]
