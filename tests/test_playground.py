@@ -248,3 +248,16 @@ def test_the_playground_imports_no_ui_and_the_mnist_models_not_the_playground():
     assert not any(d.startswith("genapp.ui") for m in playground for d in graph[m])
     assert not any(d.startswith("genapp.playground") for m in graph if m.startswith("genapp.models") for d in graph[m])
     assert {"genapp.models.gan", "genapp.models.vae", "genapp.models.flow_layers"} <= set().union(*(graph[m] for m in playground))
+
+
+def test_your_own_points_become_the_training_data():
+    from genapp.playground.data import points_around
+
+    s = PlaygroundSession(family="flow")
+    with pytest.raises(ConfigError, match="no points"):
+        s.choose(dataset="custom")
+    s.custom_points = points_around(torch.tensor([[1.0, 1.0], [-1.0, 0.5]]), 20, spread=0.1)
+    s.choose(dataset="custom")
+    assert s.data.shape == (40, 2) and torch.allclose(s.data.mean(0), torch.tensor([0.0, 0.75]), atol=0.1)
+    s.frame()
+    assert s.model.steps == 10
