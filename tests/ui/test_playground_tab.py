@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from genapp.playground.session import DEFAULT_STEPS_PER_FRAME
+from genapp.ui.playground_tab import CURVES_EVERY
 
 from .conftest import APP, chart, run
 
@@ -97,9 +98,10 @@ def test_the_other_families_draw_their_views(at, family, keys):
         titles = forward["data"][2]["text"]  # one label per panel
         assert len(titles) == 7 and titles[0] == "x (data space)" and all("log|det J|" in t for t in titles[1:])
     run(at.button(key="pg-play").click())
-    run(at)
-    assert steps(at) >= DEFAULT_STEPS_PER_FRAME
-    for key in keys:  # the curves too, now that there is a run to draw
+    for _ in range(CURVES_EVERY):
+        run(at)
+    assert steps(at) >= CURVES_EVERY * DEFAULT_STEPS_PER_FRAME
+    for key in keys:  # the curves too, which grow every CURVES_EVERY frames while playing
         assert chart(at, key)["data"], key
 
 
