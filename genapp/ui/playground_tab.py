@@ -13,7 +13,9 @@ import dataclasses
 import time
 import typing
 
+import numpy as np
 import streamlit as st
+import torch
 
 from genapp.config import ConfigError, choices, field_help, field_label
 from genapp.playground import LABELS, TOY_FAMILIES, views
@@ -29,7 +31,6 @@ SESSION = "pg-session"
 NO_PRESET = "None: free play"
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
 BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
-STATE_KEYS = ["pg-family", "pg-data", "pg-points", "pg-seed", "pg-preset", "pg-lr", "pg-batch", "pg-steps"]
 CONFIG = {"displaylogo": False}
 
 
@@ -128,6 +129,7 @@ def _fields(family: str) -> dict[str, dataclasses.Field]:
 
 
 def render(settings=None) -> None:
+    """The tab (``settings``, the sidebar's, are not needed: nothing here trains a job or reads runs)."""
     s = session()
     if "pg-family" not in st.session_state:
         _sync_widgets(s)
@@ -203,7 +205,6 @@ def _custom_points(s: PlaygroundSession) -> None:
     """Your own data: select cells of a grid (click, box or lasso) and each fills with points."""
     st.caption("Click a point of the grid, or draw a box or a lasso around some, to fill them with points "
                "(20 each); Reset trains on them.")
-    import numpy as np
     grid = views.grid_points(30).numpy()
     fig = charts.plane([dict(type="scatter", x=grid[:, 0], y=grid[:, 1], mode="markers", name="grid",
                              marker=dict(size=7, color="lightgrey", opacity=0.5)),
@@ -221,7 +222,6 @@ def _custom_points(s: PlaygroundSession) -> None:
 
 def add_custom_points(s: PlaygroundSession, new) -> None:
     """Add points [m, 2] to the user's own data and start over on it."""
-    import torch
     s.custom_points = new if s.custom_points is None else torch.cat([s.custom_points, new])
     s.reset()
 
