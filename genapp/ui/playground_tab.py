@@ -305,8 +305,8 @@ def draw(s: PlaygroundSession, playing: bool = False) -> None:
         total = sum(view["log_dets"])
         forward_titles = ["x (data space)", *[f"{n}<br>log|det J| {ld:+.2f}" for n, ld in zip(view["names"], view["log_dets"])]]
         st.plotly_chart(charts.flow_layers(view["forward"], forward_titles,
-                                           f"Inference x → z, layer by layer (total log|det J| on the data {total:+.2f} nats)",
+                                           f"Inference x → z, layer by layer (each panel scaled to fit; total log|det J| on the data {total:+.2f} nats)",
                                            revision + "-f"), key="pg-flow-forward", config=CONFIG)
         inverse_titles = ["z (base N(0, I))", *[f"after {n.split(':')[0]}" for n in reversed(view["names"])]]
-        st.plotly_chart(charts.flow_layers(view["inverse"], inverse_titles, "Sampling z → x, layer by layer",
+        st.plotly_chart(charts.flow_layers(view["inverse"], inverse_titles, "Sampling z → x, layer by layer (each panel scaled to fit)",
                                            revision + "-i"), key="pg-flow-inverse", config=CONFIG)
