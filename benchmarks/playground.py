@@ -137,12 +137,14 @@ def frame_number(text: str) -> int | None:
 async def shown_frame(page) -> tuple[int, float]:
     """(the frame number the page shows, when it was read): polled, as the status line is
     briefly absent while the fragment redraws."""
-    for _ in range(100):
+    for _ in range(400):
         number = frame_number(await page.evaluate(FRAME))
         if number is not None:
             return number, time.monotonic()
         await asyncio.sleep(0.05)
-    raise RuntimeError("the page shows no frame counter")
+    shot = Path(tempfile.gettempdir()) / f"pg-bench-no-counter-{id(page)}.png"
+    await page.screenshot(path=str(shot))
+    raise RuntimeError(f"the page shows no frame counter (screenshot: {shot})")
 
 
 async def one_session(browser, url: str, family: str, seconds: float) -> tuple[float, str]:
