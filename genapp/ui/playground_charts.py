@@ -6,11 +6,16 @@ of every view within a few tens of milliseconds.
 """
 from __future__ import annotations
 
+import base64
+import io
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import plotly.graph_objects as go
+from PIL import Image, ImageColor, ImageDraw
+from plotly.colors import get_colorscale, sample_colorscale
 
 from genapp.ui import charts
 from genapp.ui.charts import PALETTE
@@ -50,35 +55,110 @@ def _figure(data: list[dict], settings: dict, title: str, uirevision: str, heigh
     return go.Figure(data=data, layout=charts.merged(frame, settings))
 
 
-def plane(data: list[dict], title: str, uirevision: str, height: int = 460) -> go.Figure:
-    """A square view of the toy plane with ``data``'s traces."""
-    return _figure(data, _plane_layout(), title, uirevision, height, "x₁", "x₂")
+def plane(data: list[dict], title: str, uirevision: str, height: int = 460, raster: bool = False) -> go.Figure:
+    """A square view of the toy plane with ``data``'s traces; with ``raster``, the traces drawn
+    into one picture under the axes (``rasterize``), with their legend and colour bar kept: a
+    browser redraws it at a fraction of the cost of hundreds of SVG markers (while playing)."""
+    if not raster:
+        return _figure(data, _plane_layout(), title, uirevision, height, "x₁", "x₂")
+    lo, hi = VIEW
+    settings = _plane_layout()
+    settings["images"] = [dict(source=rasterize(data), xref="x", yref="y", x=lo, y=hi, sizex=hi - lo, sizey=hi - lo,
+                               sizing="stretch", layer="below")]
+    return _figure([_legend_only(trace) for trace in data], settings, title, uirevision, height, "x₁", "x₂")
+
+
+RASTER_PIXELS = 360
+
+
+@lru_cache(maxsize=8)
+def _colour_table(name: str) -> np.ndarray:
+    """A plotly colour scale as 256 RGB rows, uint8 [256, 3]."""
+    colours = sample_colorscale(get_colorscale(name), list(np.linspace(0, 1, 256)), colortype="tuple")
+    return (np.array(colours) * (255 if max(max(c) for c in colours) <= 1 else 1)).clip(0, 255).astype(np.uint8)
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return ImageColor.getrgb(colour)[:3]
+
+
+def rasterize(data: list[dict], span: tuple[float, float] = VIEW, pixels: int = RASTER_PIXELS) -> str:
+    """The heatmaps, markers and lines of ``data`` (trace dicts as ``plane`` takes them) drawn in
+    order into a ``pixels``-square PNG of the ``span`` square: a data: URI."""
+    lo, hi = span
+    scale = pixels / (hi - lo)
+    picture = Image.new("RGBA", (pixels, pixels), (255, 255, 255, 0))
+    for trace in data:
+        if trace["type"] == "heatmap":
+            z = np.asarray(trace["z"], dtype=float)
+            zmin = trace.get("zmin") if trace.get("zmin") is not None else float(np.nanmin(z))
+            zmax = trace.get("zmax") if trace.get("zmax") is not None else float(np.nanmax(z))
+            index = np.clip((z - zmin) / max(zmax - zmin, 1e-12) * 255, 0, 255).astype(np.uint8)
+            cells = Image.fromarray(_colour_table(trace["colorscale"])[index[::-1]], "RGB")
+            picture.alpha_composite(cells.resize((pixels, pixels), Image.NEAREST).convert("RGBA"))
+            continue
+        layer = Image.new("RGBA", (pixels, pixels), (0, 0, 0, 0))
+        draw = ImageDraw.Draw(layer)
+        px = (np.asarray(trace["x"], dtype=float) - lo) * scale
+        py = (hi - np.asarray(trace["y"], dtype=float)) * scale
+        if trace.get("mode") == "lines":
+            colour = (*_rgb(trace["line"]["color"]), int(255 * trace.get("opacity", 1.0)))
+            width = max(1, round(trace["line"].get("width", 1)))
+            breaks = np.flatnonzero(~np.isfinite(px))
+            for part_x, part_y in zip(np.split(px, breaks), np.split(py, breaks)):
+                keep = np.isfinite(part_x)
+                if keep.sum() >= 2:
+                    draw.line(list(zip(part_x[keep].tolist(), part_y[keep].tolist())), fill=colour, width=width)
+        else:
+            marker = trace["marker"]
+            alpha = int(255 * marker.get("opacity", 1.0))
+            colours = marker["color"] if isinstance(marker["color"], (list, tuple)) else [marker["color"]] * len(px)
+            radius = marker.get("size", 4) / 2
+            for x, y, colour in zip(px.tolist(), py.tolist(), colours):
+                if math.isfinite(x) and math.isfinite(y):
+                    draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=(*_rgb(colour), alpha))
+        picture.alpha_composite(layer)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _legend_only(trace: dict) -> dict:
+    """A trace's legend entry (or colour bar) without its points, for a rasterized plane."""
+    if trace["type"] == "heatmap":  # its colour bar, from a cell off the plane
+        return dict(type="heatmap", x=[100.0], y=[100.0], z=[[trace.get("zmin") or 0.0]], zmin=trace.get("zmin"),
+                    zmax=trace.get("zmax") if trace.get("zmax") is not None else float(np.nanmax(trace["z"])),
+                    colorscale=trace["colorscale"], colorbar=trace["colorbar"], hoverinfo="skip", name=trace["name"])
+    entry = {k: v for k, v in trace.items() if k not in ("x", "y")}
+    if "marker" in entry and isinstance(entry["marker"].get("color"), (list, tuple)):
+        entry["marker"] = dict(entry["marker"], color=entry["marker"]["color"][0])
+    return dict(entry, x=[None], y=[None])
 
 
 # ----------------------------------------------------------------------------- GAN
 
 
-def gan_plane(view: dict, segments: np.ndarray, uirevision: str = "pg-gan") -> go.Figure:
+def gan_plane(view: dict, segments: np.ndarray, uirevision: str = "pg-gan", raster: bool = False) -> go.Figure:
     """Real and generated points over the heatmap of D(x), with G's gradient as arrows."""
     return plane([
         _heatmap(view["axis"], view["d_surface"], "D(x)", "RdBu", 0.0, 1.0, "D(x)"),
         _points(view["real"], "real data", REAL, 4, 0.55),
         _points(view["fake"], "generated G(z)", FAKE, 5, 0.9),
         _lines(segments, "−∇ G loss (where D pushes G's points)", "#111111", 1.0),
-    ], "D(x) (blue: real, red: fake) under G's samples", uirevision)
+    ], "D(x) (blue: real, red: fake) under G's samples", uirevision, raster=raster)
 
 
 # ----------------------------------------------------------------------------- VAE
 
 
-def vae_plane(view: dict, uirevision: str = "pg-vae") -> go.Figure:
+def vae_plane(view: dict, uirevision: str = "pg-vae", raster: bool = False) -> go.Figure:
     """Data, reconstructions, samples, and the decoder's image of a latent grid."""
     return plane([
         _lines(view["manifold"], "decoded latent grid", PALETTE[4], 1.0, opacity=0.7),
         _points(view["data"], "data", REAL, 4, 0.45),
         _points(view["recon"], "reconstructions", PALETTE[0], 4, 0.8),
         _points(view["samples"], "samples", FAKE, 4, 0.7),
-    ], "Data space: reconstructions, samples, decoded grid", uirevision)
+    ], "Data space: reconstructions, samples, decoded grid", uirevision, raster=raster)
 
 
 def vae_codes(view: dict, colours: list[str], uirevision: str = "pg-vae-codes") -> go.Figure:
@@ -99,12 +179,12 @@ def vae_codes(view: dict, colours: list[str], uirevision: str = "pg-vae-codes") 
 # ----------------------------------------------------------------------------- flow
 
 
-def flow_plane(view: dict, uirevision: str = "pg-flow") -> go.Figure:
+def flow_plane(view: dict, uirevision: str = "pg-flow", raster: bool = False) -> go.Figure:
     """The exact density p(x) as a heatmap with the flow's samples over it."""
     return plane([
         _heatmap(view["axis"], view["density"], "p(x)", "Viridis", 0.0, None, "p(x)"),
         _points(view["samples"], "samples x = f⁻¹(z)", "#ffffff", 3, 0.8),
-    ], "Exact density p(x) and samples", uirevision)
+    ], "Exact density p(x) and samples", uirevision, raster=raster)
 
 
 def _fitted(xy: np.ndarray) -> np.ndarray:

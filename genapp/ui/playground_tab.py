@@ -265,8 +265,10 @@ def symptom_text(s: PlaygroundSession) -> str | None:
 
 
 def draw(s: PlaygroundSession, playing: bool = False) -> None:
-    """Every view of the current family. While ``playing`` the curves grow every
-    ``CURVES_EVERY`` frames: in between their figures are the same, and the browser skips them."""
+    """Every view of the current family. While ``playing`` the planes are pictures under plotly's
+    axes (hundreds of SVG markers a frame would hold the browser), and the curves grow every
+    ``CURVES_EVERY`` frames: in between their figures are the same, and the browser skips them.
+    Paused, every chart is plotly's own, to zoom and hover."""
     history = s.history[: len(s.history) // CURVES_EVERY * CURVES_EVERY] if playing else s.history
     symptom = symptom_text(s)
     if symptom:
@@ -275,7 +277,8 @@ def draw(s: PlaygroundSession, playing: bool = False) -> None:
     if s.family == "gan":
         view = views.gan_view(s.model, s.data)
         left, right = st.columns([1.25, 1])
-        left.plotly_chart(charts.gan_plane(view, views.arrow_segments(view["fake"], view["arrows"]), revision),
+        left.plotly_chart(charts.gan_plane(view, views.arrow_segments(view["fake"], view["arrows"]), revision,
+                                           raster=playing),
                           key="pg-gan-plane", config=CONFIG)
         right.plotly_chart(charts.curves(history, {"d_loss": "D loss", "g_loss": "G loss"}, "Losses", "nats",
                                          revision + "-l", [(charts.D_EQUILIBRIUM, "2·ln 2: D loss at D = ½")], 230),
@@ -286,7 +289,7 @@ def draw(s: PlaygroundSession, playing: bool = False) -> None:
     elif s.family == "vae":
         view = views.vae_view(s.model, s.data)
         left, right = st.columns(2)
-        left.plotly_chart(charts.vae_plane(view, revision), key="pg-vae-plane", config=CONFIG)
+        left.plotly_chart(charts.vae_plane(view, revision, raster=playing), key="pg-vae-plane", config=CONFIG)
         right.plotly_chart(charts.vae_codes(view, views.position_colours(view["data"]), revision + "-z"),
                            key="pg-vae-codes", config=CONFIG)
         st.plotly_chart(charts.curves(history, {"recon": "reconstruction −E log p(x|z)", "kl": "KL(q ‖ p)",
@@ -296,7 +299,7 @@ def draw(s: PlaygroundSession, playing: bool = False) -> None:
     else:
         view = views.flow_view(s.model, s.data)
         left, right = st.columns([1.25, 1])
-        left.plotly_chart(charts.flow_plane(view, revision), key="pg-flow-plane", config=CONFIG)
+        left.plotly_chart(charts.flow_plane(view, revision, raster=playing), key="pg-flow-plane", config=CONFIG)
         references = []
         if s.dataset == "discrete":
             references.append((views.nll_floor(s.data, DISCRETE_STEP), "floor on the grid's cells"))

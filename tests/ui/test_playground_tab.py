@@ -54,11 +54,13 @@ def test_play_trains_a_frame_a_tick_and_pause_stops_it(at):
     run(at)
     second = steps(at)
     assert second == first + DEFAULT_STEPS_PER_FRAME
-    before = chart(at, "pg-gan-plane")["data"][2]  # the generated points moved
+    before = chart(at, "pg-gan-plane")["layout"]["images"][0]["source"]  # playing: the plane is a picture
     run(at)
-    assert steps(at) == second + DEFAULT_STEPS_PER_FRAME and chart(at, "pg-gan-plane")["data"][2] != before
+    after = chart(at, "pg-gan-plane")["layout"]["images"][0]["source"]
+    assert steps(at) == second + DEFAULT_STEPS_PER_FRAME and after.startswith("data:image/png") and after != before
     run(at.button(key="pg-play").click())
     assert at.button(key="pg-play").label == "Play"
+    assert "images" not in chart(at, "pg-gan-plane")["layout"]  # paused: plotly's own points again
     paused = steps(at)
     run(at)
     assert steps(at) == paused
@@ -137,3 +139,20 @@ def test_a_curve_fits_its_y_axis_to_what_follows_its_start():
     history = [{"step": i, "nll": 10.0 - 0.1 * i} for i in range(50)]
     low, high = curves(history, {"nll": "NLL"}, "NLL", "nats", "r").layout.yaxis.range
     assert 4.5 < low < 5.1 and 9.0 < high < 9.5  # the first fifth (10 .. 9) is off the top
+
+
+def test_a_rasterized_plane_draws_each_trace_where_the_axes_say():
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from genapp.ui.playground_charts import RASTER_PIXELS, rasterize
+
+    uri = rasterize([dict(type="scatter", mode="markers", x=np.array([1.5]), y=np.array([-1.5]),
+                          marker=dict(size=10, color="#ff0000", opacity=1.0))])
+    picture = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGBA"))
+    assert picture.shape == (RASTER_PIXELS, RASTER_PIXELS, 4)
+    row, col = int(RASTER_PIXELS * 0.75), int(RASTER_PIXELS * 0.75)  # x = 1.5 of [-3, 3]; y = -1.5, rows top-down
+    assert tuple(picture[row, col]) == (255, 0, 0, 255) and picture[RASTER_PIXELS // 4, RASTER_PIXELS // 4, 3] == 0
