@@ -158,7 +158,7 @@ def vae_plane(view: dict, uirevision: str = "pg-vae", raster: bool = False) -> g
         _points(view["data"], "data", REAL, 4, 0.45),
         _points(view["recon"], "reconstructions", PALETTE[0], 4, 0.8),
         _points(view["samples"], "samples", FAKE, 4, 0.7),
-    ], "Data space: reconstructions, samples, decoded grid", uirevision, raster=raster)
+    ], "Data space: reconstructions, samples, grid", uirevision, raster=raster)
 
 
 def vae_codes(view: dict, colours: list[str], uirevision: str = "pg-vae-codes") -> go.Figure:
