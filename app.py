@@ -1,14 +1,15 @@
 """The genapp explorer: ``streamlit run app.py``.
 
-A frame only: page config, the sidebar, one tab per model family, Your digit, Compare, the
-seed's Report and a Runs tab, and the view kept in the URL. The tabs live in ``genapp/ui/``;
-only the open tab runs.
+A frame only: page config, the sidebar, one tab per model family, the 2-D Playground, Your digit,
+Compare, the seed's Report and a Runs tab, and the view kept in the URL. The tabs live in
+``genapp/ui/``; only the open tab runs.
 """
 import streamlit as st
 
 from genapp.models import FAMILIES
 from genapp.ui import (
-    compare_tab, digit_tab, family_tab, flow_tab, gan_tab, report_tab, runs_tab, sidebar, url_state, vae_tab,
+    compare_tab, digit_tab, family_tab, flow_tab, gan_tab, playground_tab, report_tab, runs_tab, sidebar, url_state,
+    vae_tab,
 )
 from genapp.ui.resources import retain_widget_state
 
@@ -25,7 +26,7 @@ retain_widget_state(compare_tab.STATE_KEYS)
 retain_widget_state(digit_tab.STATE_KEYS)
 retain_widget_state(report_tab.STATE_KEYS)
 
-labels = [FAMILIES[family].label for family in FAMILIES] + ["Your digit", "Compare", "Report", "Runs"]
+labels = [FAMILIES[family].label for family in FAMILIES] + ["Playground", "Your digit", "Compare", "Report", "Runs"]
 url_notice = url_state.restore(labels)  # a shared link's view, before any widget is drawn
 tabs = st.tabs(labels, key="main-tab", on_change="rerun")
 for family, tab in zip(FAMILIES, tabs):
@@ -35,6 +36,9 @@ for family, tab in zip(FAMILIES, tabs):
                 FAMILY_TABS[family].render(settings)
             else:
                 family_tab.render_training(family, settings)
+if tabs[labels.index("Playground")].open:
+    with tabs[labels.index("Playground")]:
+        playground_tab.render(settings)
 if tabs[labels.index("Your digit")].open:
     with tabs[labels.index("Your digit")]:
         digit_tab.render(settings)
