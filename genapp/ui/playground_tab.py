@@ -135,6 +135,19 @@ def _fields(family: str) -> dict[str, dataclasses.Field]:
 # ----------------------------------------------------------------------------- the page
 
 
+def flow_layer_charts(view: dict, revision: str, key: str) -> None:
+    """A toy flow's grid pushed through it layer by layer, both ways (the seed's Fig. 13), from
+    ``views.flow_view``; chart keys ``<key>-forward`` and ``<key>-inverse``."""
+    total = sum(view["log_dets"])
+    forward_titles = ["x (data space)", *[f"{n}<br>log|det J| {ld:+.2f}" for n, ld in zip(view["names"], view["log_dets"])]]
+    st.plotly_chart(charts.flow_layers(view["forward"], forward_titles,
+                                       f"Inference x → z, layer by layer (each panel scaled to fit; total log|det J| on the data {total:+.2f} nats)",
+                                       revision + "-f"), key=f"{key}-forward", config=CONFIG)
+    inverse_titles = ["z (base N(0, I))", *[f"after {n.split(':')[0]}" for n in reversed(view["names"])]]
+    st.plotly_chart(charts.flow_layers(view["inverse"], inverse_titles, "Sampling z → x, layer by layer (each panel scaled to fit)",
+                                       revision + "-i"), key=f"{key}-inverse", config=CONFIG)
+
+
 def render(settings=None) -> None:
     """The tab (``settings``, the sidebar's, are not needed: nothing here trains a job or reads runs)."""
     s = session()
@@ -312,11 +325,4 @@ def draw(s: PlaygroundSession, playing: bool = False) -> None:
             references.append((views.nll_floor(s.data, DISCRETE_STEP), "floor on the grid's cells"))
         right.plotly_chart(charts.curves(history, {"nll": "NLL −log p(x)"}, "Negative log-likelihood", "nats",
                                          revision + "-l", references, 460), key="pg-flow-nll", config=CONFIG)
-        total = sum(view["log_dets"])
-        forward_titles = ["x (data space)", *[f"{n}<br>log|det J| {ld:+.2f}" for n, ld in zip(view["names"], view["log_dets"])]]
-        st.plotly_chart(charts.flow_layers(view["forward"], forward_titles,
-                                           f"Inference x → z, layer by layer (each panel scaled to fit; total log|det J| on the data {total:+.2f} nats)",
-                                           revision + "-f"), key="pg-flow-forward", config=CONFIG)
-        inverse_titles = ["z (base N(0, I))", *[f"after {n.split(':')[0]}" for n in reversed(view["names"])]]
-        st.plotly_chart(charts.flow_layers(view["inverse"], inverse_titles, "Sampling z → x, layer by layer (each panel scaled to fit)",
-                                           revision + "-i"), key="pg-flow-inverse", config=CONFIG)
+        flow_layer_charts(view, revision, "pg-flow")

@@ -2,7 +2,8 @@
 models and the training histories shipped beside them, with a caption saying what the seed's
 figure showed, what this one shows, and which of the seed's questions it answers.
 
-Nothing here trains or measures anything slow: pictures of past epochs are the PNGs a run
+Nothing here trains or measures anything slow (but for Fig. 13's toy flow, a few seconds once per
+server): pictures of past epochs are the PNGs a run
 recorded, curves are its metrics, and what is computed from a model (a manifold, the grid
 posterior, interpolations) is cached per model, so the page redraws in well under a second.
 """
@@ -13,9 +14,11 @@ from collections.abc import Sequence
 import streamlit as st
 import torch
 
+from genapp import playground
 from genapp.models import GAN, VAE
+from genapp.playground import views
 from genapp.runs import RunDir
-from genapp.ui import charts, gan_tab, pictures, sources, vae_tab
+from genapp.ui import charts, gan_tab, pictures, playground_charts, playground_tab, sources, vae_tab
 from genapp.ui.resources import Settings, metrics_history
 
 STATE_KEYS = ["vae-posterior-index"]
@@ -23,6 +26,7 @@ VAE_2D, VAE_20D, GAN_NAME, FLOW_NAME = "vae-z2", "vae-z20", "gan", "flow-mlp"
 SEED_EPOCHS = {"vae": (1, 10, 20, 30, 40), "gan": (1, 12, 50, 110, 200), "flow": (1, 10, 20, 30, 40)}
 INTERPOLATIONS = ((1, 2), (3, 4), (5, 6), (7, 8))  # Fig. 12: slerp between these seeds' latents
 INTERPOLATION_STEPS = 10
+TOY_FLOW_STEPS = 1500  # Fig. 13: the toy flow's training, about 5 s once on this CPU
 
 
 # ----------------------------------------------------------------------------- small pieces
@@ -58,6 +62,15 @@ def epoch_row(run: RunDir | None, kinds: Sequence[str], wanted: Sequence[int], w
                 column.image(str(path), width="stretch")
         column.caption(f"epoch {epoch}")
     return shown
+
+
+@st.cache_resource(max_entries=1, show_spinner="Training the toy flow of Fig. 13 (a few seconds, once)…")
+def toy_flow_view() -> dict:
+    """The playground's default flow trained on two moons (seeded: the same figure every time)."""
+    model = playground.build("flow", seed=0)
+    data = playground.make_data("two-moons", 2000, seed=0)
+    playground.train_steps(model, data, TOY_FLOW_STEPS)
+    return views.flow_view(model, data)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -218,8 +231,14 @@ def flow_figures(settings: Settings) -> None:
     st.subheader("3 · Normalizing flow (RealNVP)")
     figure_heading(13, "A flow bending space: inference one way, sampling the other", "Q3.5")
     st.caption("The seed's illustration of f mapping data to a Gaussian and f⁻¹ mapping it back, with the space "
-               "distorted in between. It is a 2-D picture: it belongs to the 2-D playground, which is not part "
-               "of this build yet, so it is not drawn here.")
+               "distorted in between. This is the 2-D playground's RealNVP (its defaults) after "
+               f"{TOY_FLOW_STEPS:,} steps on two moons: its density with samples, then a grid of lines pushed "
+               "through it layer by layer, data to latent and back. The Playground tab trains it live.")
+    view = toy_flow_view()
+    left, _ = st.columns([1.2, 1])
+    left.plotly_chart(playground_charts.flow_plane(view, "report-13"), key="report-fig13-plane",
+                      config={"displaylogo": False})
+    playground_tab.flow_layer_charts(view, "report-13", "report-fig13")
     flow = sources.shipped(settings, FLOW_NAME, "flow")
     run = flow[2] if flow else None
     figure_heading(14, "Bits per dimension over 40 epochs", "Q3.8")

@@ -20,7 +20,8 @@ def test_the_report_renders_every_figure_in_the_seeds_order(shipped_env):  # noq
     graphs = at.get("graphviz_chart")
     assert len(graphs) == 3 and all("784" in g.proto.spec for g in graphs)  # Fig. 3, 4, 9 with the models' sizes
     charts = [e.proto.id for e in at.get("plotly_chart")]
-    for key in ("vae-codes-ae-z2", "vae-posterior", "report-fig5"):  # Fig. 1, 2, 5
+    for key in ("vae-codes-ae-z2", "vae-posterior", "report-fig5", "report-fig13-plane", "report-fig13-forward",
+                "report-fig13-inverse", "report-fig14"):  # Fig. 1, 2, 5, 13 (the toy flow, both ways), 14
         assert any(chart.endswith(key) for chart in charts), key
     captions = [c for element in at.get("image") for c in element.captions]
     assert captions.count("") >= 5 * 3 + 1  # Fig. 6, 7 (two rows), 10, 11 at five epochs, 8 and 12
