@@ -30,39 +30,21 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
+from benchmarks.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, free_port, healthy
 from genapp.config import TrainConfig
 from genapp.models import GANConfig, RunConfig, VAEConfig
 from genapp.jobs.local import JobTable, run_state, start_run, stop_run
 from genapp.runs import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 SLIDER = ".st-key-vae-z1 input[type=range]"  # the VAE explorer's manifold is on the page
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def healthy(url: str) -> bool:
-    try:
-        return urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok"
-    except OSError:
-        return False
-
 
 def wait(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout

@@ -27,18 +27,17 @@ import argparse
 import asyncio
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import plotly.io
 import torch
 
+from benchmarks.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, free_port, healthy
 from genapp.playground import build, make_data, train_steps
 from genapp.playground.session import DEFAULT_DATA, PlaygroundSession
 
@@ -110,23 +109,7 @@ def page_ticks(family: str, frames: int) -> list[float]:
 # ----------------------------------------------------------------------------- browsers
 
 
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 FRAME = "() => { const e = document.querySelector('.st-key-pg-status'); return e ? e.innerText : ''; }"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def healthy(url: str) -> bool:
-    try:
-        return urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok"
-    except OSError:
-        return False
 
 
 def frame_number(text: str) -> int | None:
@@ -179,7 +162,7 @@ async def browsers(url: str, sessions: int, seconds: float) -> list[tuple[float,
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             return await asyncio.gather(*(one_session(browser, url, FAMILIES[i % 3], seconds)
                                           for i in range(sessions)))
