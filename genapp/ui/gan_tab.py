@@ -30,7 +30,7 @@ GAME_BATCH = 2000  # test images and fixed-noise samples behind the value of the
 QUALITY_SAMPLES = 2000  # scoring in the UI: a few seconds, noisier than the manifest's 10k
 BY_SEED, BY_GRID = "two seeds", "two samples of the grid"
 STATE_KEYS = ["gan-view", "gan-source", "gan-samples-seed", "gan-endpoints", "gan-seed-start", "gan-seed-end",
-              "gan-cell-start", "gan-cell-end", "gan-steps", "gan-mode", "gan-frame"]
+              "gan-cell-start", "gan-cell-end", "gan-steps", "gan-mode", "gan-frame", "gan-explore-smoothing"]
 # (result key, manifest key, label, help)
 QUALITY_FIGURES = [
     ("fid", "quality_fid", "FID (classifier features)", "Fréchet distance between Gaussians fitted to the "
@@ -141,16 +141,20 @@ def training_section(source: Source, model_key: str) -> None:
     if not len(train.get("d_loss", ())):
         sources.no_history(source)
         return
+    with st.columns([1, 2])[0]:
+        smoothing = run_monitor.smoothing_slider("gan-explore")
     losses, outputs = st.columns(2, gap="large")
-    losses.plotly_chart(gan_charts.gan_losses(train, uirevision=model_key), key="gan-losses",
+    losses.plotly_chart(gan_charts.gan_losses(train, uirevision=model_key, smoothing=smoothing), key="gan-losses",
                         config={"displaylogo": False})
     losses.caption("Dashed lines: the losses when D outputs ½ for every image, which the best discriminator "
                    "does once generated images are indistinguishable from real ones: 2·ln 2 ≈ 1.39 for D "
                    "(−log ½ on real plus −log ½ on generated) and ln 2 for G. A D loss far below its line means "
                    "D is winning easily; curves that hover near the lines mean a balanced game.")
-    outputs.plotly_chart(gan_charts.discriminator_outputs(train, uirevision=model_key), key="gan-d-outputs",
+    outputs.plotly_chart(gan_charts.discriminator_outputs(train, uirevision=model_key, smoothing=smoothing),
+                         key="gan-d-outputs",
                          config={"displaylogo": False})
-    outputs.caption("Mean D(x) on a batch of real images and D(G(z)) on generated ones, smoothed over steps. "
+    outputs.caption("Mean D(x) on a batch of real images and D(G(z)) on generated ones, smoothed over steps "
+                    "(TensorBoard's debiased moving average at the slider's weight). "
                     f"From run {plain(source.run.name)}'s per-step records.")
     run_monitor.picture_history(source.run, key="gan-explore")
 

@@ -186,17 +186,23 @@ def _curves(run: RunDir, history, family: str) -> None:
 def curve_controls(prefix: str) -> tuple[float, str]:
     """TensorBoard's two curve controls: the smoothing weight (keys ``<prefix>-smoothing``) and
     the x axis (``<prefix>-curve-x``). Returns (weight in [0, 0.99], a key of ``charts.X_AXES``)."""
-    smoothing_key, x_key = f"{prefix}-smoothing", f"{prefix}-curve-x"
-    if not isinstance(st.session_state.get(smoothing_key), float):
-        st.session_state[smoothing_key] = DEFAULT_WEIGHT
+    x_key = f"{prefix}-curve-x"
     if st.session_state.get(x_key) not in X_AXIS_LABELS:
         st.session_state[x_key] = "step" if prefix != "runs" else "epoch"
-    smoothing = st.slider("Smoothing", 0.0, MAX_WEIGHT, step=0.01, key=smoothing_key,
-                          help="TensorBoard's debiased exponential moving average: 0 draws the raw values, "
-                               "the same value draws the same curve as TensorBoard's slider.")
+    smoothing = smoothing_slider(prefix)
     x = st.segmented_control("X axis", list(X_AXIS_LABELS), format_func=X_AXIS_LABELS.get, key=x_key,
                              required=True)
-    return float(smoothing), x or "step"
+    return smoothing, x or "step"
+
+
+def smoothing_slider(prefix: str) -> float:
+    """TensorBoard's smoothing slider (key ``<prefix>-smoothing``): the weight, in [0, 0.99]."""
+    key = f"{prefix}-smoothing"
+    if not isinstance(st.session_state.get(key), float):
+        st.session_state[key] = DEFAULT_WEIGHT
+    return float(st.slider("Smoothing", 0.0, MAX_WEIGHT, step=0.01, key=key,
+                           help="TensorBoard's debiased exponential moving average: 0 draws the raw values, "
+                                "the same value draws the same curve as TensorBoard's slider."))
 
 
 def picture_history(run: RunDir, key: str = "") -> None:

@@ -77,3 +77,29 @@ def test_the_vae_tab_shows_the_true_posterior_and_the_autoencoders_codes(shipped
     assert elbo < log_px < 0 and kl == pytest.approx(log_px - elbo, abs=0.02)
     boxes = [c for element in at.get("image") for c in element.captions if "the box of its codes" in c]
     assert [c.split(":")[0] for c in boxes] == ["ae-z2", "vae-z2"]
+
+
+def test_the_gan_curves_smooth_as_tensorboard_does_at_the_sliders_weight(shipped_env):
+    import numpy as np
+
+    from genapp.manifest import CHECKPOINTS_DIR
+    from genapp.runs import RunDir
+    from genapp.runs.history import MetricsHistory
+    from genapp.smoothing import debiased_ema
+    from genapp.ui import charts
+
+    from .conftest import chart
+    from .test_dashboard import values
+
+    history = MetricsHistory(RunDir(CHECKPOINTS_DIR / MANIFEST["gan"]["history"]))
+    history.refresh()
+    _, d_loss = charts.series(history.columns("train"), "d_loss")
+    keep = charts.thin(len(d_loss))
+    at = open_tab("GAN")
+    for weight in (0.0, 0.9):
+        at.slider(key="gan-explore-smoothing").set_value(weight)
+        run(at)
+        traces = {t["name"]: t for t in chart(at, "gan-losses")["data"]}
+        plotted = np.asarray(values(traces["D loss"]["y"]))
+        assert np.allclose(plotted, debiased_ema(d_loss, weight)[keep], rtol=1e-6)
+    assert not np.allclose(plotted, d_loss[keep])  # 0.9 smooths: not the raw curve
