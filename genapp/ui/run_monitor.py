@@ -206,9 +206,10 @@ def smoothing_slider(prefix: str) -> float:
 
 
 def picture_history(run: RunDir, key: str = "") -> None:
-    """A run's pictures of every epoch (the monitor's, and a pretrained model's shipped ones in
-    the Explore tabs; ``key`` prefixes its widget keys): a picture of the latest epoch, a slider back through every epoch, a GIF; a run that
-    recorded several kinds of picture (fresh noise, Bernoulli draws, a manifold) offers each."""
+    """A run's pictures of every epoch (the monitor's, and a pretrained model's shipped ones in the
+    Explore tabs; ``key`` prefixes its widget keys): the latest epoch's, a slider back through every
+    epoch, a GIF; a run that recorded several kinds (fresh noise, Bernoulli draws, a manifold)
+    offers each."""
     kinds = run.picture_kinds()
     if not kinds:
         st.info("The first sample grid appears once the model is built.")
@@ -225,7 +226,8 @@ def picture_history(run: RunDir, key: str = "") -> None:
                    "scrub back to watch the digits form.")
         st.download_button(
             "Download the progress as a GIF", data=lambda: progress_gif(run, kind),
-            file_name=f"{run.name}-samples.gif" if kind == "fixed" else f"{run.name}-{kind}.gif", mime="image/gif", key=f"gif-{run.path}-{kind}", on_click="ignore",
+            file_name=f"{run.name}-samples.gif" if kind == "fixed" else f"{run.name}-{kind}.gif",
+            mime="image/gif", key=f"gif-{run.path}-{kind}", on_click="ignore",
         )
     grid = read_grid(run.sample_path(shown, kind))
     if grid is not None:

@@ -18,7 +18,7 @@ from genapp.jobs import LaunchError, RunState
 from genapp.jobs.queue import queue
 from genapp.manifest import read_manifest
 from genapp.runs import RunDir, RunError, list_runs
-from genapp.ui import charts
+from genapp.ui import charts, sources
 from genapp.ui.resources import Settings, job_backend, metrics_history
 from genapp.ui.run_monitor import curve_controls, read_grid
 from genapp.ui.text import plain
@@ -98,11 +98,9 @@ def shipped_histories(settings: Settings) -> dict[str, RunDir]:
     entries = read_manifest(settings.checkpoints_dir / "MANIFEST.json")
     found = {}
     for name, entry in entries.items():
-        folder = entry.get("history") if isinstance(entry, dict) else None
-        if isinstance(folder, str) and folder:
-            run = RunDir((settings.checkpoints_dir / folder).resolve())
-            if run.path.is_relative_to(settings.checkpoints_dir) and run.metrics_path.is_file():
-                found[f"{PRETRAINED}{name}"] = run
+        run = sources.shipped_history(settings.checkpoints_dir, entry)
+        if run is not None and run.metrics_path.is_file():
+            found[f"{PRETRAINED}{name}"] = run
     return found
 
 

@@ -62,24 +62,38 @@ def history_of(settings: Settings, name: str, entry: dict | None) -> RunDir | No
     """The training history of a pretrained checkpoint: the run that made it when it is still in the
     runs directory (the manifest names it; older entries were named after the checkpoint), else the
     history shipped beside it (``checkpoints/history/<name>``), else None."""
-    entry = entry or {}
-    local = RunDir(settings.runs_dir / str(entry.get("run") or name))
-    if local.exists():
-        return local
-    shipped = entry.get("history")
-    if isinstance(shipped, str) and shipped.startswith("history/"):
-        history = RunDir(settings.checkpoints_dir / shipped)
-        if history.exists() and history.path.resolve().is_relative_to(settings.checkpoints_dir.resolve()):
-            return history
-    return None
+    local = RunDir(settings.runs_dir / str((entry or {}).get("run") or name))
+    return local if local.exists() else shipped_history(settings.checkpoints_dir, entry)
+
+
+def shipped_history(checkpoints_dir: Path, entry: dict | None) -> RunDir | None:
+    """The run directory a manifest entry ships (its ``history`` field), when it is one and lies
+    inside ``checkpoints_dir``; else None."""
+    folder = entry.get("history") if isinstance(entry, dict) else None
+    if not isinstance(folder, str) or not folder:
+        return None
+    history = RunDir((checkpoints_dir / folder).resolve())
+    inside = history.path.is_relative_to(checkpoints_dir.resolve())
+    return history if inside and history.exists() else None
+
+
+def open_checkpoint(path: Path, family: str) -> tuple[GenerativeModel, str]:
+    """(the model saved at ``path``, a cache key that changes with the file). Raises
+    ``CheckpointError`` or ``OSError``."""
+    modified = path.stat().st_mtime
+    return model_from_file(str(path), modified, family), f"{path}:{modified}"
+
+
+def final_epoch(model: GenerativeModel) -> int | None:
+    """The epoch a loaded model's checkpoint was saved after, when it says."""
+    return (getattr(model, "checkpoint_info", None) or {}).get("epoch")
 
 
 def snapshot_epochs(model: GenerativeModel, source: Source) -> list[int]:
     """The epochs whose model the source's run kept (for a pretrained model, the seed's epochs),
     apart from the final model's own."""
-    final = (getattr(model, "checkpoint_info", None) or {}).get("epoch")
     epochs = source.run.snapshot_epochs() if source.run is not None else []
-    return [e for e in epochs if e != final]
+    return [e for e in epochs if e != final_epoch(model)]
 
 
 def then_and_now(model: GenerativeModel, model_key: str, source: Source, family: str, prefix: str,
@@ -90,7 +104,7 @@ def then_and_now(model: GenerativeModel, model_key: str, source: Source, family:
     epochs = snapshot_epochs(model, source)
     if not epochs:
         return
-    final = (getattr(model, "checkpoint_info", None) or {}).get("epoch")
+    final = final_epoch(model)
     st.subheader("During training: the model after an earlier epoch, beside the final one")
     key = f"{prefix}-epoch"
     if st.session_state.get(key) not in epochs:
@@ -98,17 +112,15 @@ def then_and_now(model: GenerativeModel, model_key: str, source: Source, family:
     epoch = st.select_slider("The model after epoch", epochs, key=key,
                              help="The run kept its model after these epochs (float16; for a pretrained model, "
                                   "the seed's epochs): the left column draws it, the right the final model.")
-    path = source.run.snapshot_path(int(epoch))
     then, now = st.columns(2, gap="large")
     try:
-        modified = path.stat().st_mtime
-        earlier = model_from_file(str(path), modified, family)
+        earlier, earlier_key = open_checkpoint(source.run.snapshot_path(int(epoch)), family)
     except (CheckpointError, OSError) as e:
         then.error(f"Cannot open the model of epoch {epoch}: {plain(e)}")
     else:
         with then:
             st.markdown(f"**After epoch {epoch}**")
-            draw(earlier, f"{path}:{modified}")
+            draw(earlier, earlier_key)
     with now:
         st.markdown(f"**Final (epoch {final})**" if final is not None else "**Final**")
         draw(model, model_key)
@@ -120,13 +132,12 @@ def shipped(settings: Settings, name: str, family: str) -> tuple[GenerativeModel
     entry = read_manifest(settings.checkpoints_dir / "MANIFEST.json").get(name)
     path = settings.checkpoints_dir / str((entry or {}).get("file") or f"{name}.pt")
     try:
-        modified = path.stat().st_mtime
-        model = model_from_file(str(path), modified, family)
+        model, key = open_checkpoint(path, family)
     except (CheckpointError, OSError) as e:
         command = (entry or {}).get("command")
         st.info(f"{name} cannot be opened ({plain(e)})" + (f": `{command}` makes it." if command else "."))
         return None
-    return model, f"{path}:{modified}", history_of(settings, name, entry)
+    return model, key, history_of(settings, name, entry)
 
 
 def no_history(source: Source) -> None:
@@ -167,9 +178,7 @@ def choose_model(settings: Settings, family: str, pretrained: dict[str, str],
     source = sources[labels.index(label)]
     try:
         if source.path is not None:
-            modified = source.path.stat().st_mtime
-            model = model_from_file(str(source.path), modified, family)
-            return model, f"{source.path}:{modified}", source
+            return (*open_checkpoint(source.path, family), source)
         upload = st.file_uploader(f"A genapp {get_family(family).label} checkpoint (.pt)", type=["pt"], key=f"{prefix}-upload")
         if upload is None:
             st.info("Upload a checkpoint saved by genapp (a run's checkpoints/best.pt, for example).")
