@@ -124,6 +124,16 @@ def run(target) -> AppTest:
     return at
 
 
+def open_app(tab: str, timeout: float = 90, **state) -> AppTest:
+    """The app run on main tab ``tab``, with session ``state`` set first (``gan_steps=4`` sets
+    ``gan-steps``)."""
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.session_state["main-tab"] = tab
+    for key, value in state.items():
+        at.session_state[key.replace("_", "-")] = value
+    return run(at)
+
+
 def chart(at: AppTest, key: str) -> dict:
     """The plotly figure (as JSON) of the chart with this key."""
     for element in at.get("plotly_chart"):

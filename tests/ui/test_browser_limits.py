@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO, wait_for
-from .test_e2e_browser import CHROMIUM, CHROMIUM_ARGS, _healthy, free_port, sync_api, wait_idle
+from .test_e2e_browser import _healthy, browser_page, free_port, wait_idle
 
 UPLOAD_LIMIT_MB = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())["server"]["maxUploadSize"]
 
@@ -68,12 +68,7 @@ def test_listens_on_localhost_only_and_refuses_bad_uploads(default_server):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint at all")
 
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(120_000)
-        page.goto(url)
-        wait_idle(page)
+    with browser_page(url) as page:
         upload = page.locator(".st-key-vae-upload input[type=file]")
         upload.set_input_files(str(too_big))
         page.get_by_text("or smaller").wait_for()
@@ -83,7 +78,6 @@ def test_listens_on_localhost_only_and_refuses_bad_uploads(default_server):
         page.get_by_text("Cannot open this checkpoint").wait_for()
         wait_idle(page)
         assert page.locator("[data-testid=stException]").count() == 0
-        browser.close()
 
 
 def test_user_text_is_shown_as_text_never_as_markup(default_server):
@@ -98,12 +92,7 @@ def test_user_text_is_shown_as_text_never_as_markup(default_server):
     run = RunDir(tmp_path / "runs" / "hostile")
     run.create(tiny_config().to_dict())
     run.write_status("failed", error=hostile)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(120_000)
-        page.goto(url)
-        wait_idle(page)
+    with browser_page(url) as page:
         page.get_by_role("tab", name="Train").first.click()
         wait_idle(page)
         shown = page.locator("[data-testid=stAlertContentError]").filter(has_text="click me").first
@@ -114,4 +103,3 @@ def test_user_text_is_shown_as_text_never_as_markup(default_server):
         found = page.locator("a[href*='example.invalid'], img[src*='example.invalid']")
         assert found.count() == 0, [found.nth(i).evaluate("e => e.parentElement.parentElement.outerHTML.slice(0, 600)") for i in range(found.count())]
         assert shown.locator("strong, .katex, a, img").count() == 0
-        browser.close()

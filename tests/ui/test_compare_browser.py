@@ -12,7 +12,7 @@ import pytest
 
 from genapp.manifest import CHECKPOINTS_DIR
 
-from .test_e2e_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, IDLE, WIDTH, streamlit_server, sync_api
+from .test_e2e_browser import ARTIFACTS, WIDTH, browser_page, streamlit_server, wait_idle
 
 
 @pytest.fixture
@@ -20,20 +20,8 @@ def compare_page(tmp_path, runs_copy):
     """A browser page on a server with the shipped checkpoints and the tiny test runs."""
     with streamlit_server(tmp_path / "server.log", GENAPP_RUNS_DIR=str(runs_copy),
                           GENAPP_CHECKPOINTS_DIR=str(CHECKPOINTS_DIR)) as url:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": WIDTH, "height": 1000}, accept_downloads=True)
-            page.set_default_timeout(120_000)
-            page.goto(url)
-            wait_idle(page)
+        with browser_page(url, accept_downloads=True) as page:
             yield page
-            browser.close()
-
-
-def wait_idle(page) -> None:
-    page.wait_for_selector(IDLE)
-    page.wait_for_timeout(500)
-    page.wait_for_selector(IDLE)
 
 
 def test_compare_tab_table_charts_and_report_download(compare_page):

@@ -75,16 +75,27 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def page(server):
+@contextlib.contextmanager
+def browser_page(url: str | None = None, timeout_ms: int = 120_000, **page_options):
+    """A page of headless chromium, WIDTH x 1000, opened at ``url`` and left once the app is idle
+    (none: a blank page); the browser is closed afterwards."""
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
-        page.set_default_timeout(120_000)
-        page.goto(server[0])
-        wait_idle(page)
+        try:
+            page = browser.new_page(viewport={"width": WIDTH, "height": 1000}, **page_options)
+            page.set_default_timeout(timeout_ms)
+            if url is not None:
+                page.goto(url)
+                wait_idle(page)
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(server):
+    with browser_page(server[0]) as page:
         yield page
-        browser.close()
 
 
 def wait_idle(page) -> None:

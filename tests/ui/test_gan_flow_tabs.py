@@ -18,7 +18,7 @@ from genapp.training import train
 from genapp.runs import RunDir
 from genapp.ui import charts, flow_tab, gan_tab
 
-from .conftest import APP, chart, run
+from .conftest import chart, open_app, run
 
 
 def tiny_train(**fields) -> TrainConfig:
@@ -48,14 +48,6 @@ def env(monkeypatch, gan_flow_dirs):
     return gan_flow_dirs
 
 
-def start(tab: str, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.session_state["main-tab"] = tab
-    for key, value in state.items():
-        at.session_state[key.replace("_", "-")] = value
-    return run(at)
-
-
 def images(at: AppTest) -> list[tuple[str, str]]:
     """(caption, url) of every picture on the page; the url changes with the picture's content."""
     return [(caption, img.url) for element in at.get("image") for caption, img in zip(element.captions, element.proto.imgs)]
@@ -73,7 +65,7 @@ def captions(at: AppTest) -> str:
 
 
 def test_gan_tab_renders_pretrained_then_run_history(env):
-    at = start("GAN")
+    at = open_app("GAN")
     assert at.selectbox(key="gan-source").value == "Pretrained gan"
     assert [s.value for s in at.subheader] == ["The adversarial game during training", "Samples",
                                                "Interpolation in latent space", "Sample quality"]
@@ -104,7 +96,7 @@ def test_a_pretrained_model_goes_with_the_run_its_manifest_names(gan_flow_dirs, 
 
 
 def test_gan_interpolation_steps_mode_endpoints_and_new_samples(env):
-    at = start("GAN")
+    at = open_app("GAN")
     strip = picture(at, "slerp path")
     assert "10 steps" in strip[0]
 
@@ -159,7 +151,7 @@ def test_quality_rows_read_the_manifest_and_computed_keys():
 def test_missing_pretrained_names_the_command(monkeypatch, tmp_path, gan_flow_dirs):
     monkeypatch.setenv("GENAPP_RUNS_DIR", str(gan_flow_dirs[0]))
     monkeypatch.setenv("GENAPP_CHECKPOINTS_DIR", str(tmp_path))  # no checkpoints at all
-    at = start("Flow")
+    at = open_app("Flow")
     assert at.selectbox(key="flow-source").value == "Run f1 (best.pt)"
     assert "export flow-mlp" in at.code[0].value
 
@@ -168,7 +160,7 @@ def test_missing_pretrained_names_the_command(monkeypatch, tmp_path, gan_flow_di
 
 
 def test_flow_tab_renders_with_references_and_temperature(env):
-    at = start("Flow", flow_source="Run f1 (best.pt)")
+    at = open_app("Flow", flow_source="Run f1 (best.pt)")
     assert [s.value for s in at.subheader] == ["Bits per dimension during training", "Samples at a temperature",
                                                "Interpolation in z between two test images", "Inside the flow"]
     ys = {s["y0"] for s in chart(at, "flow-bpd")["layout"]["shapes"]}
@@ -188,7 +180,7 @@ def test_flow_tab_renders_with_references_and_temperature(env):
 
 
 def test_inside_the_flow_shows_every_layer_and_log_dets_that_add_up(env):
-    at = start("Flow")
+    at = open_app("Flow")
     couplings = 2
     names = [c for c, _ in images(at)]
     assert names[names.index("input"):][: couplings + 2] == ["input", "logit", "1: coupling", "2: coupling"]

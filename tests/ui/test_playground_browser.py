@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from .test_e2e_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, WIDTH, screenshot, streamlit_server, sync_api, wait_idle
+from .test_e2e_browser import ARTIFACTS, browser_page, screenshot, streamlit_server, sync_api, wait_idle
 
 FAKE_POINTS = """() => { const gd = document.querySelector('.st-key-pg-gan-plane .js-plotly-plot');
     return gd && gd.calcdata ? gd.calcdata[2].map(p => [p.x, p.y]) : null; }"""
@@ -18,17 +18,11 @@ STATUS = "() => (document.querySelector('.st-key-pg-status') || {innerText: ''})
 @pytest.fixture
 def page(tmp_path):
     with streamlit_server(tmp_path / "server.log", GENAPP_RUNS_DIR=str(tmp_path / "runs"), OMP_NUM_THREADS="1") as url:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
-            page.set_default_timeout(120_000)
-            page.goto(url)
-            wait_idle(page)
+        with browser_page(url) as page:
             page.get_by_role("tab", name="Playground", exact=True).click()
             page.wait_for_selector(".st-key-pg-play button")
             wait_idle(page)
             yield page
-            browser.close()
 
 
 def frame(page) -> int:

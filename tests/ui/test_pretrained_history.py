@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from genapp.manifest import read_manifest
 
-from .conftest import APP, run
+from .conftest import open_app, run
 
 MANIFEST = read_manifest()
 
@@ -18,14 +18,6 @@ def shipped_env(monkeypatch, tmp_path):
     shows comes from what ships."""
     monkeypatch.setenv("GENAPP_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.delenv("GENAPP_CHECKPOINTS_DIR", raising=False)
-
-
-def open_tab(tab: str, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state["main-tab"] = tab
-    for key, value in state.items():
-        at.session_state[key.replace("_", "-")] = value
-    return run(at)
 
 
 def image_urls(at: AppTest, caption: str) -> list[str]:
@@ -40,7 +32,7 @@ def shown_text(at: AppTest) -> str:
 
 @pytest.mark.parametrize("tab, chart_key", [("VAE", "vae-elbo"), ("GAN", "gan-losses")])
 def test_a_pretrained_model_shows_its_curves_and_every_epochs_pictures(shipped_env, tab, chart_key):
-    at = open_tab(tab)
+    at = open_app(tab, timeout=180)
     assert not at.exception
     assert "No training history" not in shown_text(at)
     assert any(element.proto.id.endswith(chart_key) for element in at.get("plotly_chart"))
@@ -56,7 +48,7 @@ def test_a_pretrained_model_shows_its_curves_and_every_epochs_pictures(shipped_e
 
 def test_picking_a_snapshot_epoch_changes_the_manifold(shipped_env):
     assert MANIFEST["vae-z2"]["history"] == "history/vae-z2"
-    at = open_tab("VAE", vae_epoch=1)
+    at = open_app("VAE", vae_epoch=1, timeout=180)
     assert not at.exception
     epochs = next(s for s in at.select_slider if s.label == "The model after epoch")
     assert epochs.options == ["1", "10", "20", "30", "40"]  # the seed's epochs
@@ -68,7 +60,7 @@ def test_picking_a_snapshot_epoch_changes_the_manifold(shipped_env):
 
 
 def test_the_vae_tab_shows_the_true_posterior_and_the_autoencoders_codes(shipped_env):
-    at = open_tab("VAE", vae_posterior_index=3)
+    at = open_app("VAE", vae_posterior_index=3, timeout=180)
     assert not at.exception
     assert any(element.proto.id.endswith("vae-posterior") for element in at.get("plotly_chart"))
     figures = {m.label: m.value for m in at.metric}
@@ -95,7 +87,7 @@ def test_the_gan_curves_smooth_as_tensorboard_does_at_the_sliders_weight(shipped
     history.refresh()
     _, d_loss = charts.series(history.columns("train"), "d_loss")
     keep = charts.thin(len(d_loss))
-    at = open_tab("GAN")
+    at = open_app("GAN", timeout=180)
     for weight in (0.0, 0.9):
         at.slider(key="gan-explore-smoothing").set_value(weight)
         run(at)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .test_e2e_browser import CHROMIUM, CHROMIUM_ARGS, WIDTH, screenshot, streamlit_server, sync_api, wait_idle
+from .test_e2e_browser import browser_page, screenshot, streamlit_server, wait_idle
 
 
 @pytest.fixture
@@ -14,12 +14,7 @@ def shipped_server(tmp_path):
 
 
 def test_the_report_draws_the_seeds_figures(shipped_server):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
-        page.set_default_timeout(180_000)
-        page.goto(shipped_server)
-        wait_idle(page)
+    with browser_page(shipped_server, timeout_ms=180_000) as page:
         page.get_by_role("tab", name="Report").click()
         wait_idle(page)
         headings = page.locator("h4").all_inner_texts()
@@ -32,4 +27,3 @@ def test_the_report_draws_the_seeds_figures(shipped_server):
                                ".filter(i => i.complete && i.naturalWidth > 0).length")
         assert loaded >= 30  # Fig. 1, 2, 6, 7, 8, 10, 11, 12 (and 15 with the flow's history)
         screenshot(page, "report")
-        browser.close()

@@ -12,7 +12,8 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 
-from .test_e2e_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, WIDTH, screenshot, streamlit_server, wait_idle, sync_api
+from .test_e2e_browser import ARTIFACTS, WIDTH, screenshot, streamlit_server, wait_idle
+from .test_e2e_browser import browser_page as blank_page
 
 VAE_LINK = {"main-tab": "VAE", "vae-view": "Explore", "vae-source": "Pretrained vae-z2", "vae-manifold-n": "9",
             "vae-z1": "1.5", "vae-z2": "-0.75"}
@@ -24,12 +25,8 @@ GAN_LINK = {"main-tab": "GAN", "gan-endpoints": "two seeds", "gan-seed-start": "
 def browser_page(tmp_path, runs_copy, family_checkpoints):
     with streamlit_server(tmp_path / "server.log", GENAPP_RUNS_DIR=str(runs_copy),
                           GENAPP_CHECKPOINTS_DIR=str(family_checkpoints)) as url:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
-            page.set_default_timeout(120_000)
+        with blank_page() as page:
             yield url, page
-            browser.close()
 
 
 def open_view(page, url: str, shows: str) -> float:
